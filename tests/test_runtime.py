@@ -1,0 +1,106 @@
+"""Device choice, precision policy, profile resolution, seeding, online detection, run folders."""
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from aigc_lib import runtime
+from aigc_lib.runtime import (DeviceUnavailableError, Profile, pick_device, precision_for, resolve_profile,
+                              seed_everything, start_run)
+
+
+def test_auto_device_is_cpu_without_a_gpu(monkeypatch):
+    monkeypatch.delenv("AIGC_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert pick_device() == torch.device("cpu")
+
+
+def test_device_override_by_argument_and_environment(monkeypatch):
+    monkeypatch.setenv("AIGC_DEVICE", "cpu")
+    assert pick_device() == torch.device("cpu")
+    assert pick_device("cpu") == torch.device("cpu")
+
+
+def test_cuda_asked_for_on_a_cpu_machine_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceUnavailableError, match="no CUDA GPU.*device='auto' or 'cpu'"):
+        pick_device("cuda")
+
+
+def test_unknown_device_is_rejected():
+    with pytest.raises((DeviceUnavailableError, RuntimeError)):
+        pick_device("tpu")
+
+
+def test_precision_policy(monkeypatch):
+    assert precision_for(torch.device("cpu")).name == "no"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    bf16 = precision_for(torch.device("cuda"))
+    assert (bf16.name, bf16.grad_scaler) == ("bf16", False)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)  # a T4
+    fp16 = precision_for(torch.device("cuda"))
+    assert (fp16.name, fp16.dtype, fp16.grad_scaler) == ("fp16", torch.float16, True)
+    assert precision_for(torch.device("cpu"), "bf16").name == "bf16"
+    with pytest.raises(ValueError, match="fp16 autocast is a GPU feature"):
+        precision_for(torch.device("cpu"), "fp16")
+    with pytest.raises(ValueError, match="unknown precision"):
+        precision_for(torch.device("cpu"), "fp8")
+
+
+def test_profile_precedence(monkeypatch):
+    monkeypatch.setenv("AIGC_PROFILE", "smoke")
+    assert resolve_profile("full") == Profile("full", "parameter")
+    assert resolve_profile(None).name == "smoke"
+    monkeypatch.delenv("AIGC_PROFILE")
+    assert resolve_profile(None, torch.device("cpu")).name == "quick"
+    assert resolve_profile("auto", torch.device("cuda")).name == "full"
+    with pytest.raises(ValueError, match="unknown profile 'tiny'"):
+        resolve_profile("tiny")
+
+
+def test_profile_pick():
+    assert Profile("quick", "x").pick(smoke=1, quick=2, full=3) == 2
+
+
+def test_seed_everything_makes_all_generators_repeat():
+    def draw():
+        return random.random(), np.random.rand(), torch.rand(1).item()
+
+    seed_everything(5)
+    first = draw()
+    seed_everything(5)
+    assert draw() == first
+    seed_everything(6)
+    assert draw() != first
+
+
+@pytest.mark.parametrize("variable", ["HF_HUB_OFFLINE", "AIGC_OFFLINE", "TRANSFORMERS_OFFLINE"])
+def test_offline_variables_force_offline(monkeypatch, variable):
+    monkeypatch.setattr(runtime, "_online_cache", {"huggingface.co": True})
+    assert runtime.is_online()
+    monkeypatch.setenv(variable, "1")
+    assert not runtime.is_online()
+
+
+def test_describe_prints_every_field(capsys):
+    report = runtime.describe(torch.device("cpu"), Profile("smoke", "test"))
+    out = capsys.readouterr().out
+    for key in ("device", "precision", "profile", "online", "torch", "transformers", "diffusers", "accelerate"):
+        assert key in report and key in out
+    assert report["precision"] == "fp32"
+
+
+def test_start_run_creates_folder_and_writes_results(tmp_path, capsys):
+    run = start_run("99_test", profile="smoke", seed=3, run_dir=tmp_path / "r", device="cpu")
+    assert run.dir.is_dir() and run.profile.name == "smoke"
+    assert "profile smoke" in capsys.readouterr().out
+    path = run.save_results({"loss": torch.tensor(0.5), "values": np.arange(3)})
+    data = json.loads(path.read_text())
+    assert data["loss"] == 0.5 and data["values"] == [0, 1, 2] and data["profile"] == "smoke"
+    with pytest.raises(TypeError, match="cannot store"):
+        run.save_results({"bad": object()})
