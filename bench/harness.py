@@ -1,7 +1,7 @@
 """Shared benchmark harness: device report, timing, peak memory, result files (see bench/README.md).
 
-The benchmarks (``bench/gan.py``, ``bench/lm.py``, ``bench/diffusion.py``) run from the repository root as
-``python -m bench.<name>`` and import from here; ``python -m bench.harness --smoke`` is a quick self-demo.
+Benchmarks (``bench/trainer.py`` now; the tracks add ``gan``, ``lm`` and ``diffusion``) run from the repository
+root as ``python -m bench.<name>`` and import from here; ``python -m bench.harness --smoke`` is a quick self-demo.
 """
 from __future__ import annotations
 
