@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from torchvision.utils import make_grid
 
@@ -32,14 +33,14 @@ def save_figure(fig: plt.Figure, name: str) -> Path | None:
 
 
 def image_grid(images: torch.Tensor, nrow: int | None = None, value_range: tuple[float, float] = (-1, 1),
-               padding: int = 2) -> torch.Tensor:
-    """Tile ``(N, C, H, W)`` images into one ``(H', W', C)`` array in [0, 1] ready for ``imshow``."""
+               padding: int = 2) -> np.ndarray:
+    """Tile ``(N, C, H, W)`` images into one ``(H', W', 3)`` array in [0, 1] ready for ``imshow``."""
     if images.dim() != 4 or images.shape[1] not in (1, 3):
         raise ValueError(f"image_grid expects (N, C, H, W) with C = 1 or 3, got shape {tuple(images.shape)}.")
     nrow = nrow or max(1, int(len(images) ** 0.5 + 0.5))
     grid = make_grid(images.detach().float().cpu(), nrow=nrow, padding=padding, normalize=True,
                      value_range=value_range, pad_value=1.0)
-    return grid.permute(1, 2, 0)  # (H', W', 3)
+    return grid.permute(1, 2, 0).numpy()  # (H', W', 3)
 
 
 def show_images(images: torch.Tensor, nrow: int | None = None, title: str | None = None,
