@@ -283,3 +283,13 @@ def test_loss_goes_down_on_a_learnable_problem():
     history = trainer.fit()
     first, last = history["train"][0]["loss"], history["train"][-1]["loss"]
     assert math.isfinite(last) and last < 0.6 * first, (first, last)
+
+
+def test_compiled_model_trains_and_checkpoints_plain_names(tmp_path):
+    from safetensors.torch import load_file
+
+    trainer = build(tmp_path, max_steps=3, compile=True)
+    trainer.fit()
+    assert type(trainer.model).__name__ == "OptimizedModule"  # torch.compile ran (through Accelerate)
+    saved = load_file(str(latest_checkpoint(tmp_path) / "model.safetensors"))
+    assert set(saved) == set(trainer.raw_models["model"].state_dict())  # no "_orig_mod." prefixes
