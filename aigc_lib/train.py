@@ -231,6 +231,8 @@ class Trainer:
         prepared = self.accelerator.prepare(*self.raw_models.values(), *raw_opts.values())
         prepared = prepared if isinstance(prepared, (list, tuple)) else [prepared]
         self.models = dict(zip(self.raw_models, prepared[: len(self.raw_models)]))
+        if config.compile:  # here, not via Accelerate's dynamo_backend, which a process's first Accelerator fixes
+            self.models = {name: torch.compile(model) for name, model in self.models.items()}
         self.optimizers = dict(zip(raw_opts, prepared[len(self.raw_models):]))
         if hasattr(data, "shard") and self.accelerator.num_processes > 1:
             data.shard(self.accelerator.num_processes, self.accelerator.process_index)
@@ -489,7 +491,6 @@ def _make_accelerator(cfg: TrainConfig) -> Accelerator:
         cpu=device.type == "cpu",
         mixed_precision=precision.name,
         gradient_accumulation_steps=cfg.grad_accum_steps,
-        dynamo_backend="inductor" if cfg.compile else "no",
         log_with=log_with or None,
         project_dir=cfg.project_dir or cfg.checkpoint_dir or "runs/logs",
         step_scheduler_with_optimizer=False,  # schedulers step once per optimizer step, in optimizer_step
