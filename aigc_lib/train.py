@@ -284,9 +284,11 @@ class Trainer:
 
     # -------------------------------------------------------------- the loop
     def fit(self) -> dict[str, list[dict[str, float]]]:
-        """Train until ``max_steps`` (or early stopping); resume first if a checkpoint exists. Returns the history."""
+        """Train until ``max_steps`` (or early stopping). A fresh trainer first resumes from the latest checkpoint;
+        calling ``fit`` again (e.g. after raising ``max_steps``) continues from where this trainer is."""
         cfg = self.config
-        if cfg.resume and cfg.checkpoint_dir and (ckpt := latest_checkpoint(cfg.checkpoint_dir)) is not None:
+        fresh = self.step == 0
+        if fresh and cfg.resume and cfg.checkpoint_dir and (ckpt := latest_checkpoint(cfg.checkpoint_dir)):
             self.load_checkpoint(ckpt)
         if cfg.trackers:
             self.accelerator.init_trackers("aigc", config=_flat({**asdict(cfg), **self.run_config}))

@@ -78,6 +78,18 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path):
     assert resumed.history["train"] == reference.history["train"]
 
 
+def test_fit_again_continues_instead_of_rewinding_to_the_checkpoint(tmp_path):
+    trainer = build(tmp_path, max_steps=4)  # checkpoints at steps 3 and 4
+    trainer.fit()
+    with torch.no_grad():  # a change made between two fit calls must survive the second call
+        trainer.raw_models["model"][0].weight.fill_(7.0)
+    trainer.config = dataclasses.replace(trainer.config, max_steps=5, checkpoint_every=100)
+    trainer.fit()
+    assert trainer.step == 5 and latest_checkpoint(tmp_path).name == "step-00000005"
+    assert [row["step"] for row in trainer.history["train"]] == [2, 4, 5]
+    assert (trainer.raw_models["model"][0].weight - 7.0).abs().max() < 0.1  # one small step away, not reloaded
+
+
 def test_crash_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
     trainer = build(tmp_path, max_steps=3)
     trainer.fit()
