@@ -193,6 +193,7 @@ class _Window:
     """Metrics summed on the device between two log points (no host sync per step)."""
 
     sums: dict[str, torch.Tensor] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)  # per key: a step function may skip a metric
     count: int = 0
     nonfinite: torch.Tensor | None = None
 
@@ -421,6 +422,7 @@ class Trainer:
             value = value.detach().float().mean() if torch.is_tensor(value) else torch.tensor(float(value))
             value = value.to(self.device)
             window.sums[key] = window.sums[key] + value if key in window.sums else value
+            window.counts[key] = window.counts.get(key, 0) + 1
             bad = ~torch.isfinite(value)
             window.nonfinite = bad if window.nonfinite is None else window.nonfinite | bad
         window.count += 1
@@ -428,7 +430,7 @@ class Trainer:
     def _flush_nonfinite(self) -> None:
         nonfinite = self._window.nonfinite
         if nonfinite is not None and bool(nonfinite.item()):
-            self._check_finite({k: (v / self._window.count).item() for k, v in self._window.sums.items()},
+            self._check_finite({k: (v / self._window.counts[k]).item() for k, v in self._window.sums.items()},
                                "training")
 
     def _check_finite(self, metrics: Mapping[str, float], where: str) -> None:
@@ -445,7 +447,7 @@ class Trainer:
     def _log(self) -> None:
         window = self._window
         self._flush_nonfinite()
-        metrics = {k: (v / window.count).item() for k, v in window.sums.items()}
+        metrics = {k: (v / window.counts[k]).item() for k, v in window.sums.items()}
         if self.accelerator.num_processes > 1:  # average over processes so every rank logs the same
             t = torch.tensor(list(metrics.values()), device=self.device)
             metrics = dict(zip(metrics, self.accelerator.reduce(t, reduction="mean").tolist()))
