@@ -41,6 +41,7 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.trainer
+	$(PY) -m bench.gan
 
 clean:
 	rm -rf build notebooks/runs .pytest_cache

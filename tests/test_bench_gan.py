@@ -1,0 +1,22 @@
+"""bench/gan.py runs on a CPU at smoke size: the pytorch/examples DCGAN loop and the trainer side by side."""
+from __future__ import annotations
+
+import json
+import math
+
+from bench.gan import BASELINE, main
+
+
+def test_gan_benchmark_smoke(tmp_path):
+    assert main(["--smoke", "--device", "cpu", "--out", str(tmp_path)]) == 0
+    payload = json.loads((tmp_path / "gan_cpu.json").read_text())
+    rows = {row["name"]: row for row in payload["rows"]}
+    assert set(rows) == {BASELINE, "trainer fp32"}
+    assert rows[BASELINE]["vs baseline"] == 1.0
+    assert payload["config"]["fd_real_vs_real"] > 0
+    for row in rows.values():
+        assert row["images/s"] > 0 and math.isfinite(row["fd_digits"]) and row["fd_digits"] > 0
+    # same model, seed and number of steps: the two loops must land at about the same FD-digits
+    plain, ours = rows[BASELINE]["fd_digits"], rows["trainer fp32"]["fd_digits"]
+    assert abs(plain - ours) < 0.25 * plain, (plain, ours)
+    assert (tmp_path / "gan_cpu.md").read_text().count("| trainer fp32 |") == 1
