@@ -6,6 +6,7 @@ Add a chapter's assertions to CHECKS when you add the chapter.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 import tomllib
@@ -73,12 +74,33 @@ def _check_00(r: dict) -> None:
     assert r["model_source"] in ({"hub", "cache", "local"} if r["online"] else {"cache", "local"})
 
 
+def _check_02(r: dict) -> None:
+    # measured on a 2-core CPU, smoke, offline font digits (2 runs: 1 and 2 torch threads; seeded):
+    # fd_untrained 65.5, fd_trained 8.72-8.76, fd_ema 9.02-9.64, fd_real_vs_real 0.63, coverage trained 9-10,
+    # EMA 8-9, untrained 1, judge accuracy 0.90, d_loss_last 1.15-1.20, g_loss_last 1.05-1.14
+    assert r["source"] in ({"mnist", "font-digits"} if r["online"] else {"font-digits"}), r["source"]
+    keys = ("fd_untrained", "fd_trained", "fd_ema", "fd_real_vs_real", "d_loss_last", "g_loss_last")
+    assert all(math.isfinite(r[k]) for k in keys), {k: r[k] for k in keys}
+    # real-vs-real is the floor; the untrained G (noise) is ~100x above it: demand 20x
+    assert 0 < r["fd_real_vs_real"] < r["fd_trained"] and r["fd_untrained"] > 20 * r["fd_real_vs_real"]
+    # training cut FD ~7x (trained and EMA both ~0.14 of untrained): demand at least a 2.5x drop
+    assert r["fd_trained"] < 0.4 * r["fd_untrained"], (r["fd_trained"], r["fd_untrained"])
+    assert r["fd_ema"] < 0.4 * r["fd_untrained"], (r["fd_ema"], r["fd_untrained"])
+    # coverage 8-10 of 10 after training, 1 before: demand 6 (no mode collapse), untrained at most 3
+    assert r["coverage_trained"] >= 6 and r["coverage_ema"] >= 6, (r["coverage_trained"], r["coverage_ema"])
+    assert r["coverage_untrained"] <= 3
+    assert r["judge_accuracy"] >= 0.7  # measured 0.90 with 150 judge steps
+    # the game is alive: D neither won (d_loss -> 0) nor lost everything (d_loss >> 2 log 2 = 1.386)
+    assert 0.3 < r["d_loss_last"] < 2.0 and 0.3 < r["g_loss_last"] < 3.0, (r["d_loss_last"], r["g_loss_last"])
+
+
 def _check_template(r: dict) -> None:
     assert r["steps"] == 5
 
 
 CHECKS: dict[str, Callable[[dict], None]] = {
     "00_setup_and_tour": _check_00,
+    "02_first_image_gan": _check_02,
     "NN_chapter_template": _check_template,
 }
 
