@@ -122,6 +122,22 @@ def _check_02(r: dict) -> None:
     assert 0.3 < r["d_loss_last"] < 2.0 and 0.3 < r["g_loss_last"] < 3.0, (r["d_loss_last"], r["g_loss_last"])
 
 
+def _check_03(r: dict) -> None:
+    # measured on a 2-core CPU, smoke (offline: font digits; 200 steps, width 16, batch 32, FD on N=128):
+    # fd_untrained 61.3 -> fd_final 12.3 (EMA G, 0.20x), fd_real_vs_real 1.25, judge accuracy 0.77,
+    # coverage 8/10; identical on reruns. Demand margins, not the values.
+    assert r["dataset"] == "digits" and r["source"] in ({"mnist", "font-digits"} if r["online"] else {"font-digits"})
+    assert r["steps"] == 200 and r["image_size"] == 32, (r["steps"], r["image_size"])
+    assert r["judge_accuracy"] > 0.4, r["judge_accuracy"]  # 10 classes: chance is 0.1
+    assert r["fd_real_vs_real"] < 0.2 * r["fd_untrained"], (r["fd_real_vs_real"], r["fd_untrained"])
+    assert r["fd_final"] < 0.5 * r["fd_untrained"], (r["fd_final"], r["fd_untrained"])  # measured 0.20x
+    assert abs(r["fd_ratio"] - r["fd_final"] / r["fd_real_vs_real"]) < 1e-6 * r["fd_ratio"]
+    assert r["coverage_final"] >= 4, r["coverage_final"]  # measured 8/10; an untrained G covers 1
+    assert r["target_met"] is False or (r["coverage_final"] == 10 and r["fd_ratio"] <= 5)
+    assert r["resume_equal"] is True  # bit-exact resume after an interruption
+    assert r["bench_ran"] is True  # bench/gan.py --smoke ran from the repository root
+
+
 def _check_template(r: dict) -> None:
     assert r["steps"] == 5
 
@@ -130,6 +146,7 @@ CHECKS: dict[str, Callable[[dict], None]] = {
     "00_setup_and_tour": _check_00,
     "01_gan_math": _check_01,
     "02_first_image_gan": _check_02,
+    "03_dcgan": _check_03,
     "NN_chapter_template": _check_template,
 }
 
