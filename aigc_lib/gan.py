@@ -175,7 +175,9 @@ def build_gan(cfg: GANConfig) -> tuple[nn.Module, nn.Module]:
 
 def gan_optimizers(generator: nn.Module, discriminator: nn.Module, lr_g: float = 2e-4, lr_d: float = 2e-4,
                    betas: tuple[float, float] = (0.5, 0.999)) -> dict[str, torch.optim.Optimizer]:
-    """Adam for G and D (DCGAN: lr 2e-4, beta1 0.5); ``lr_d > lr_g`` is the two time-scale rule (TTUR)."""
+    """Adam for G and D (DCGAN: lr 2e-4, beta1 0.5); ``lr_d > lr_g`` is the two time-scale rule (TTUR).
+
+    Measured in notebook 03 on the BatchNorm DCGAN: TTUR 2:1 is within noise of equal rates, 4:1 is worse."""
     # fused Adam: one kernel for all parameters instead of a loop over them (CPU and CUDA in torch >= 2.4)
     return {"G": torch.optim.Adam(generator.parameters(), lr=lr_g, betas=betas, fused=True),
             "D": torch.optim.Adam(discriminator.parameters(), lr=lr_d, betas=betas, fused=True)}

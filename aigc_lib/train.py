@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.state import AcceleratorState
+from accelerate.state import AcceleratorState, PartialState
 from accelerate.utils import send_to_device
 from safetensors.torch import load_model, save_model
 from torch import nn
@@ -486,12 +486,17 @@ def latest_checkpoint(checkpoint_dir: str | os.PathLike) -> Path | None:
 def _make_accelerator(cfg: TrainConfig) -> Accelerator:
     device = pick_device(cfg.device)  # raises a clear error for 'cuda' on a machine without one
     precision = precision_for(device, cfg.precision)
+    single = int(os.environ.get("WORLD_SIZE", 1)) == 1
+    partial = PartialState._shared_state
+    if single and partial and partial.get("device") is not None and partial["device"].type != device.type:
+        # a CPU trainer after a CUDA one (or back) in one process: the device lives in the PartialState
+        AcceleratorState._reset_state(reset_partial_state=True)
     state = AcceleratorState._shared_state
-    if state and state.get("_mixed_precision") != precision.name and int(os.environ.get("WORLD_SIZE", 1)) == 1:
+    if single and state and state.get("_mixed_precision") != precision.name:
         # one process may build trainers of different precisions (a notebook comparing fp32 and bf16)
         AcceleratorState._reset_state()
     log_with = [t for t in cfg.trackers if t != "wandb" or _has_module("wandb")]
-    return Accelerator(
+    accelerator = Accelerator(
         cpu=device.type == "cpu",
         mixed_precision=precision.name,
         gradient_accumulation_steps=cfg.grad_accum_steps,
@@ -499,6 +504,10 @@ def _make_accelerator(cfg: TrainConfig) -> Accelerator:
         project_dir=cfg.project_dir or cfg.checkpoint_dir or "runs/logs",
         step_scheduler_with_optimizer=False,  # schedulers step once per optimizer step, in optimizer_step
     )
+    if accelerator.device.type != device.type:
+        raise RuntimeError(f"asked to train on {device.type} but Accelerate set up {accelerator.device.type}: "
+                           "this process was started for another device; restart the kernel.")
+    return accelerator
 
 
 def _has_module(name: str) -> bool:

@@ -117,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, nargs="*", default=None, help="default: 64 1024 (GPU), 64 (CPU)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per variant (after warm-up)")
     parser.add_argument("--compile", action="store_true", help="add a torch.compile variant (default on GPUs)")
+    parser.add_argument("--judge-steps", type=int, default=None, help="training steps of the FD-digits judge")
+    parser.add_argument("--n-eval", type=int, default=None, help="samples per FD (default 2000 GPU, 500 CPU)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     device = torch.device(args.device) if args.device else default_device()
@@ -126,9 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     batches = args.batch or ([16] if args.smoke else [64, 1024] if gpu else [64])
     steps = args.steps or (4 if args.smoke else 1000 if gpu else 20)
     warmup = 2 if args.smoke else 20
-    n_eval = 256 if args.smoke else 2000
+    n_eval = args.n_eval or (256 if args.smoke else 2000 if gpu else 500)
+    judge_steps = args.judge_steps or (30 if args.smoke else 1500 if gpu else 300)
     digits = load_digits(n=max(5 * max(batches), 10 * n_eval), size=cfg.image_size, seed=0)
-    digits, judge, reference, real_fd = judge_and_reference(digits, n_eval, 30 if args.smoke else 1500, device)
+    digits, judge, reference, real_fd = judge_and_reference(digits, n_eval, judge_steps, device)
     print(f"FD-digits between two disjoint real sets of {n_eval}: {real_fd:.3f}", flush=True)
 
     variants = [("trainer fp32", "fp32", False, False)]
@@ -158,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             torch.cuda.empty_cache()
     config = {"model": f"DCGAN {cfg.image_size} px, width {cfg.width}, z {cfg.latent_dim}",
               "data": f"digits ({digits.source}) {cfg.image_size} px", "warmup": warmup, "timed_steps": steps,
-              "fd_samples": n_eval, "fd_real_vs_real": round(real_fd, 4), "loss": "non-saturating, Adam 2e-4 (0.5, 0.999)"}
+              "fd_samples": n_eval, "judge_steps": judge_steps, "fd_real_vs_real": round(real_fd, 4), "loss": "non-saturating, Adam 2e-4 (0.5, 0.999)"}
     json_path, md_path = write_results("gan", rows, info, config, **({"out_dir": args.out} if args.out else {}))
     print(md_path.read_text())
     print(f"wrote {json_path}")

@@ -305,3 +305,15 @@ def test_compiled_model_trains_and_checkpoints_plain_names(tmp_path):
     assert type(trainer.model).__name__ == "OptimizedModule"  # torch.compile ran (through Accelerate)
     saved = load_file(str(latest_checkpoint(tmp_path) / "model.safetensors"))
     assert set(saved) == set(trainer.raw_models["model"].state_dict())  # no "_orig_mod." prefixes
+
+
+def test_a_trainer_on_another_device_in_the_same_process_gets_its_own_device(monkeypatch):
+    """Accelerate keeps the device in a process-wide PartialState; a CPU trainer after a CUDA one must not
+    inherit CUDA. Simulated by marking the shared state as another device type."""
+    from accelerate.state import PartialState
+
+    build(None, max_steps=1).fit()
+    monkeypatch.setitem(PartialState._shared_state, "device", torch.device("meta"))
+    trainer = build(None, max_steps=1)
+    assert trainer.device.type == "cpu" and PartialState().device.type == "cpu"
+    trainer.fit()
