@@ -18,9 +18,10 @@ def test_two_gloo_processes_match_one_process_with_the_combined_batch(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     single, double = tmp_path / "one.pt", tmp_path / "two.pt"
     subprocess.run([sys.executable, str(SCRIPT), "32", str(single)], check=True, env=env, timeout=300)
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                    str(SCRIPT), "16", str(double)], check=True, env=env, timeout=300,
-                   capture_output=True)
+    two_procs = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                                "2", str(SCRIPT), "16", str(double)], env=env, timeout=300, capture_output=True,
+                               text=True)
+    assert two_procs.returncode == 0, f"torchrun failed:\n{two_procs.stdout[-3000:]}\n{two_procs.stderr[-3000:]}"
     one, two = torch.load(single, weights_only=True), torch.load(double, weights_only=True)
     assert one["processes"] == 1 and two["processes"] == 2
     for key, value in one["weights"].items():

@@ -30,6 +30,9 @@ def main(batch_size: int, out: str) -> None:
     if trainer.is_main_process:
         torch.save({"weights": model.state_dict(), "processes": trainer.accelerator.num_processes,
                     "loss": history["train"][-1]["loss"]}, out)
+    trainer.accelerator.wait_for_everyone()
+    if torch.distributed.is_initialized():  # a clean gloo shutdown: exiting with live gloo threads can abort
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
