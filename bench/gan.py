@@ -11,7 +11,6 @@ the FD between two disjoint real sets of the same size as the yardstick, so spee
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import gc
 from collections.abc import Sequence
 
@@ -22,7 +21,8 @@ from aigc_lib.data import ImageData, load_digits, split
 from aigc_lib.gan import GANConfig, GANStep, build_gan, gan_optimizers, sample
 from aigc_lib.metrics import ImageJudge, real_baseline_fd
 from aigc_lib.train import TrainConfig, Trainer
-from bench.harness import Row, Timer, default_device, device_report, peak_memory, speedup, write_results
+from bench.harness import Row, default_device, device_report, measure_training, speedup, write_results
+from bench.trainer import fit_more
 
 BASELINE = "pytorch/examples loop (DataLoader, fp32, eager)"
 
@@ -74,11 +74,7 @@ def examples_loop(cfg: GANConfig, images: torch.Tensor, device: torch.device, ba
                 if done == n:
                     break
 
-    with Timer(device) as first:
-        run(warmup)
-    with peak_memory(device) as peak, Timer(device) as timed:
-        run(steps)
-    return {"first_call_s": first.seconds, "images/s": steps * batch / timed.seconds, peak.key: peak.gib}, netG
+    return measure_training(run, device=device, warmup=warmup, steps=steps, items_per_step=batch), netG
 
 
 def with_trainer(cfg: GANConfig, images: torch.Tensor, device: torch.device, batch: int, warmup: int,
@@ -90,15 +86,11 @@ def with_trainer(cfg: GANConfig, images: torch.Tensor, device: torch.device, bat
     torch.manual_seed(seed)
     G, D = build_gan(cfg)
     data = TensorLoader(images, batch_size=batch, seed=seed, device=device, channels_last=channels_last)
-    train_cfg = TrainConfig(max_steps=warmup, log_every=100, progress=False, device=str(device),
+    train_cfg = TrainConfig(max_steps=1, log_every=100, progress=False, device=str(device),
                             precision=precision, channels_last=channels_last, compile=compile)
     trainer = Trainer({"G": G, "D": D}, gan_optimizers(G, D), GANStep(cfg.latent_dim), data, train_cfg)
-    with Timer(device) as first:
-        trainer.fit()  # compiles here when compile=True
-    trainer.config = dataclasses.replace(train_cfg, max_steps=warmup + steps)
-    with peak_memory(device) as peak, Timer(device) as timed:
-        trainer.fit()
-    return {"first_call_s": first.seconds, "images/s": steps * batch / timed.seconds, peak.key: peak.gib}, G
+    return measure_training(lambda n: fit_more(trainer, n), device=device, warmup=warmup, steps=steps,
+                            items_per_step=batch), G
 
 
 def judge_and_reference(digits: ImageData, n_eval: int, judge_steps: int, device: torch.device

@@ -157,6 +157,17 @@ def measure(
     return row
 
 
+def measure_training(run: Callable[[int], object], *, device: torch.device | str, warmup: int, steps: int,
+                     items_per_step: int, unit: str = "images") -> Row:
+    """End-to-end training throughput: ``run(n)`` trains n more steps. The first ``warmup`` steps are timed apart
+    (compilation, autotuning); the next ``steps`` give ``<unit>/s`` and the peak memory."""
+    with Timer(device) as first:
+        run(warmup)
+    with peak_memory(device) as peak, Timer(device) as timed:
+        run(steps)
+    return {"first_call_s": first.seconds, f"{unit}/s": steps * items_per_step / timed.seconds, peak.key: peak.gib}
+
+
 # --------------------------------------------------------------------------------------------- device
 def default_device() -> torch.device:
     """The first CUDA GPU when there is one, else the CPU."""

@@ -18,7 +18,7 @@ from torch import nn
 
 from aigc_lib.data import TensorLoader, make_shapes
 from aigc_lib.train import TrainConfig, Trainer
-from bench.harness import Row, Timer, default_device, device_report, peak_memory, speedup, write_results
+from bench.harness import Row, default_device, device_report, measure_training, speedup, write_results
 
 
 def make_model(classes: int) -> nn.Module:
@@ -60,12 +60,8 @@ def plain_loop(images: torch.Tensor, labels: torch.Tensor, device: torch.device,
                 if done == n:
                     break
 
-    with Timer(device) as first:
-        run(warmup)
-    with peak_memory(device) as peak, Timer(device) as timed:
-        run(steps)
-    return {"first_call_s": first.seconds, "images/s": steps * batch / timed.seconds,
-            "eval_loss_after": eval_loss(model, images, labels, device), peak.key: peak.gib}
+    row = measure_training(run, device=device, warmup=warmup, steps=steps, items_per_step=batch)
+    return {**row, "eval_loss_after": eval_loss(model, images, labels, device)}
 
 
 def classify_step(trainer: Trainer, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -83,16 +79,18 @@ def with_trainer(images: torch.Tensor, labels: torch.Tensor, device: torch.devic
     model = make_model(int(labels.max()) + 1)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     data = TensorLoader(images, labels, batch_size=batch, seed=seed, device=device, channels_last=channels_last)
-    cfg = TrainConfig(max_steps=warmup, log_every=50, progress=False, device=str(device), precision=precision,
+    cfg = TrainConfig(max_steps=1, log_every=50, progress=False, device=str(device), precision=precision,
                       channels_last=channels_last, compile=compile)
     trainer = Trainer(model, optimizer, classify_step, data, cfg)
-    with Timer(device) as first:
-        trainer.fit()  # compiles here when compile=True
-    trainer.config = dataclasses.replace(cfg, max_steps=warmup + steps)
-    with peak_memory(device) as peak, Timer(device) as timed:
-        trainer.fit()
-    return {"first_call_s": first.seconds, "images/s": steps * batch / timed.seconds,
-            "eval_loss_after": eval_loss(model, images, labels, device), peak.key: peak.gib}
+    row = measure_training(lambda n: fit_more(trainer, n), device=device, warmup=warmup, steps=steps,
+                           items_per_step=batch)  # the warm-up compiles when compile=True
+    return {**row, "eval_loss_after": eval_loss(model, images, labels, device)}
+
+
+def fit_more(trainer: Trainer, steps: int) -> None:
+    """Train ``steps`` more steps: ``fit`` continues from where the trainer is, up to the raised ``max_steps``."""
+    trainer.config = dataclasses.replace(trainer.config, max_steps=trainer.step + steps)
+    trainer.fit()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from bench.harness import (  # noqa: E402
     format_value,
     markdown_table,
     measure,
+    measure_training,
     peak_memory,
     speedup,
     time_fn,
@@ -192,3 +193,16 @@ def test_smoke_cli_writes_both_files(tmp_path: Path) -> None:
     assert rows[0]["vs baseline"] == pytest.approx(1.0) and rows[1]["vs baseline"] > 0
     assert all(r["median_ms"] > 0 and r["first_call_s"] > 0 for r in rows)
     assert "| eager fp32 |" in md_files[0].read_text()
+
+
+def test_measure_training_times_warmup_apart_and_counts_items():
+    calls = []
+
+    def run(n: int) -> None:
+        calls.append(n)
+        time.sleep(0.01 * n)
+
+    row = measure_training(run, device="cpu", warmup=2, steps=5, items_per_step=8)
+    assert calls == [2, 5]
+    assert 0.015 < row["first_call_s"] < 0.5
+    assert 8 * 5 / 0.5 < row["images/s"] < 8 * 5 / 0.045  # 40 images in ~0.05 s
