@@ -1,15 +1,23 @@
-"""Image datasets, text corpora, splits and loaders: every source has an offline path; each load says so.
+"""Images, text corpora, Q&A sets, splits and loaders: every source has an offline path; each load says so.
 
 Online sources (torchvision MNIST / Fashion-MNIST / CIFAR-10, tiny Shakespeare) are used when reachable or
 cached in ``data/cache``; the offline sources are the project's own: digits rendered from matplotlib's fonts,
-scikit-learn's bundled 8x8 digits, captioned synthetic shapes and the corpora in ``data/text``. Every random
-choice uses a local ``torch.Generator``: the same seed gives the same data everywhere. See data/README.md.
+scikit-learn's bundled 8x8 digits, captioned synthetic shapes, the corpora in ``data/text``, the installed
+Python's docstrings (``stdlib-docs``, built once into ``data/cache``) and the Q&A sets in ``data/qa``. Every
+random choice uses a local ``torch.Generator``: the same seed gives the same data everywhere. See
+data/README.md.
 """
 from __future__ import annotations
 
+import ast
+import json
 import math
 import os
+import platform
+import sysconfig
+import time
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -33,6 +41,10 @@ ONLINE_CORPORA = {
     "tiny-shakespeare":
         "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
 }
+STDLIB_CORPUS = "stdlib-docs"  # the installed Python's docstrings, read at run time (never committed)
+STDLIB_SKIP = frozenset({"test", "tests", "idlelib", "lib2to3", "site-packages", "dist-packages", "__pycache__"})
+MIN_DOCSTRING_CHARS = 80
+QA_FIELDS = ("id", "intent", "question", "answer")
 T = TypeVar("T")
 
 
@@ -379,8 +391,9 @@ def load_image_folder(path: str | os.PathLike, size: int | tuple[int, int] | Non
 
 # --------------------------------------------------------------------------------------------- text
 def text_corpora(root: str | os.PathLike | None = None) -> list[str]:
-    """Names of the offline corpora shipped in ``data/text`` (notebook 04)."""
-    return sorted(p.stem for p in (Path(root) if root else DATA_DIR).joinpath("text").glob("*.txt"))
+    """Names of the offline corpora: the files in ``data/text`` and ``stdlib-docs`` (notebook 04)."""
+    files = [p.stem for p in (Path(root) if root else DATA_DIR).joinpath("text").glob("*.txt")]
+    return sorted({*files, STDLIB_CORPUS})
 
 
 def _download(url: str, dest: Path, timeout: float = 30) -> None:
@@ -394,17 +407,80 @@ def _download(url: str, dest: Path, timeout: float = 30) -> None:
     os.replace(part, dest)  # never leave a half-written corpus in the cache
 
 
-def load_text(name: str = "fables", source: str = "auto", root: str | os.PathLike | None = None) -> str:
-    """A UTF-8 corpus: a project file in data/text (or a .txt path), or tiny Shakespeare (notebook 04).
+def _doc_nodes(node: ast.AST) -> Iterator[ast.AST]:
+    """The module, then every class and function in it (nested, or under ``if``/``try``), in source order."""
+    if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+        yield node
+    for child in ast.iter_child_nodes(node):
+        yield from _doc_nodes(child)
+
+
+def _stdlib_docstrings(stdlib: Path) -> list[str]:
+    """Cleaned module/class/function docstrings of the ``.py`` files under ``stdlib``: sorted paths, no tests,
+    nothing shorter than ``MIN_DOCSTRING_CHARS``, no exact repeats."""
+    docs, seen = [], set()
+    for file in sorted(stdlib.rglob("*.py")):
+        if STDLIB_SKIP.intersection(file.relative_to(stdlib).parts[:-1]):
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # invalid escape sequences and the like in old modules
+                tree = ast.parse(file.read_bytes(), str(file))
+        except (OSError, SyntaxError, ValueError):  # unreadable, Python 2 leftovers, null bytes
+            continue
+        for node in _doc_nodes(tree):
+            doc = ast.get_docstring(node, clean=True)
+            if doc and len(doc) >= MIN_DOCSTRING_CHARS and doc not in seen:
+                seen.add(doc)
+                docs.append(doc)
+    return docs
+
+
+def _stdlib_docs(cache: Path, rebuild: bool = False) -> tuple[str, str]:
+    """The ``stdlib-docs`` text and how it was found: the cached build for this Python, or a fresh build."""
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    path = cache / f"{STDLIB_CORPUS}-{python.replace(' ', '-').lower()}.json"
+    if path.is_file() and not rebuild:
+        try:
+            built = json.loads(path.read_text(encoding="utf-8"))
+            return built["text"], (f"cached build {path} ({built['docstrings']:,} docstrings from {python}'s "
+                                   "standard library)")
+        except (ValueError, KeyError, TypeError):
+            pass  # a damaged cache file is rebuilt below
+    stdlib, start = Path(sysconfig.get_paths()["stdlib"]), time.perf_counter()
+    docs = _stdlib_docstrings(stdlib)
+    if not docs:
+        raise FileNotFoundError(f"no docstrings found under {stdlib}: this Python was installed without the "
+                                "sources of its standard library; use another corpus, e.g. 'fables'.")
+    text = "\n\n".join(docs) + "\n"
+    cache.mkdir(parents=True, exist_ok=True)
+    part = path.with_suffix(".part")
+    part.write_text(json.dumps({"python": python, "stdlib": str(stdlib), "docstrings": len(docs),
+                                "text": text}), encoding="utf-8")
+    os.replace(part, path)
+    return text, (f"built from {len(docs):,} docstrings in {stdlib} ({python}) in "
+                  f"{time.perf_counter() - start:.1f} s, cached in {path}")
+
+
+def load_text(name: str = "fables", source: str = "auto", root: str | os.PathLike | None = None,
+              max_chars: int | None = None) -> str:
+    """A UTF-8 corpus: a project file in data/text (or a .txt path), the installed Python's docstrings
+    ("stdlib-docs") or tiny Shakespeare (notebook 04).
 
     ``source``: "auto" (the local file or cached copy, else download), "local" (never the network) or
-    "download" (fetch an online corpus again). ``root`` holds ``text/`` and ``cache/`` (default: data/).
+    "download" (fetch an online corpus again; rebuild "stdlib-docs"). ``root`` holds ``text/`` and
+    ``cache/`` (default: data/). ``max_chars`` keeps the start of the corpus, cut at a blank line.
     """
     if source not in ("auto", "local", "download"):
         raise ValueError(f"unknown text source {source!r}: choose 'auto', 'local' or 'download'.")
+    if max_chars is not None and max_chars < 1:
+        raise ValueError(f"max_chars must be a positive number of characters or None, got {max_chars!r}.")
     base = Path(root) if root else DATA_DIR
-    offline = f"offline corpora in {base / 'text'}: {', '.join(text_corpora(base)) or 'none'}"
-    if name in ONLINE_CORPORA:
+    offline = f"offline corpora: {', '.join(text_corpora(base))} (files in {base / 'text'})"
+    path = None
+    if name == STDLIB_CORPUS:
+        text, how = _stdlib_docs(base / "cache", rebuild=source == "download")
+    elif name in ONLINE_CORPORA:
         url, path = ONLINE_CORPORA[name], base / "cache" / f"{name}.txt"
         if path.is_file() and source != "download":
             how = f"cached copy of {url} in {path}"
@@ -421,11 +497,54 @@ def load_text(name: str = "fables", source: str = "auto", root: str | os.PathLik
             raise FileNotFoundError(f"no corpus {name!r} ({path} does not exist): {offline}; "
                                     f"online: {', '.join(ONLINE_CORPORA)}.")
         how = f"offline corpus {path}"
-    text = path.read_text(encoding="utf-8")
+    if path is not None:
+        text = path.read_text(encoding="utf-8")
     if not text.strip():
         raise ValueError(f"corpus {name!r} ({path}) is empty: write UTF-8 text into it, or pick another.")
+    if max_chars is not None and len(text) > max_chars:
+        cut = text.rfind("\n\n", 0, max_chars)  # end on a whole paragraph when there is one
+        how += f", first {max_chars:,} of {len(text):,} characters"
+        text = text[:cut + 1] if cut > 0 else text[:max_chars]
     print(f"[aigc.data] text {name}: {how}, {len(text):,} characters, {len(text.splitlines()):,} lines")
     return text
+
+
+# --------------------------------------------------------------------------------------------- Q&A
+def qa_sets(root: str | os.PathLike | None = None) -> list[str]:
+    """Names of the question-answer sets in ``data/qa`` (files ``<name>_qa.jsonl``) (notebook 12)."""
+    folder = (Path(root) if root else DATA_DIR) / "qa"
+    return sorted(p.name.removesuffix("_qa.jsonl") for p in folder.glob("*_qa.jsonl"))
+
+
+def load_qa(name: str = "shop", root: str | os.PathLike | None = None) -> list[dict[str, str]]:
+    """Question-answer pairs from ``data/qa/<name>_qa.jsonl``, each {id, intent, question, answer} (notebook 12).
+
+    The file holds one JSON object per line; ``root`` holds ``qa/`` (default: data/).
+    """
+    base = Path(root) if root else DATA_DIR
+    path = base / "qa" / f"{name}_qa.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"no Q&A set {name!r} ({path} does not exist): sets in {base / 'qa'}: "
+                                f"{', '.join(qa_sets(base)) or 'none'}.")
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as error:
+            raise ValueError(f"{path}, line {number}: not valid JSON ({error}); each line must be one object "
+                             f"with the fields {', '.join(QA_FIELDS)}.") from None
+        if not isinstance(record, dict) or not all(isinstance(record.get(k), str) and record[k].strip()
+                                                   for k in QA_FIELDS):
+            raise ValueError(f"{path}, line {number}: need non-empty text fields {', '.join(QA_FIELDS)}; got "
+                             f"{line[:80]!r}.")
+        records.append({k: record[k] for k in QA_FIELDS})
+    if not records:
+        raise ValueError(f"Q&A set {name!r} ({path}) is empty: write one JSON object per line into it.")
+    intents = len({r["intent"] for r in records})
+    print(f"[aigc.data] qa {name}: offline set {path}, {len(records):,} pairs, {intents} intents")
+    return records
 
 
 # --------------------------------------------------------------------------------------------- splits

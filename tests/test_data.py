@@ -1,7 +1,15 @@
 """Tests for aigc_lib.data: offline sources, image folders, text corpora, splits and the trainer's loaders."""
 from __future__ import annotations
 
+import ast
+import importlib.util
+import json
+import platform
+import re
 import struct
+import sys
+import sysconfig
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +31,11 @@ from aigc_lib.data import (
     load_digits,
     load_image_dataset,
     load_image_folder,
+    load_qa,
     load_text,
     make_font_digits,
     make_shapes,
+    qa_sets,
     split,
     split_indices,
 )
@@ -405,3 +415,89 @@ def test_infinite_runs_across_epochs(kind: str) -> None:
     second_epoch = make_loader(kind, 10, 4, seed=0)
     second_epoch.load_state_dict({"epoch": 1, "position": 0})
     assert batches[2:4] == [b.tolist() for b in second_epoch]
+
+
+# --------------------------------------------------------------------------------------------- stdlib-docs
+def test_stdlib_docs_corpus_is_real_english_prose(capsys) -> None:
+    text = load_text("stdlib-docs")  # built once into data/cache (a few seconds), then read from there
+    assert 500_000 < len(text) < 5_000_000 and "stdlib-docs" in data.text_corpora()
+    out = capsys.readouterr().out
+    assert "docstrings" in out and platform.python_version() in out
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    doctest = sum(line.startswith((">>>", "...")) for line in lines)
+    assert doctest < 0.1 * len(lines), doctest  # prose, not code: measured ~4% on CPython 3.11
+    words = text.split()
+    assert sum(w.isalpha() for w in words) > 0.6 * len(words)
+    assert "Return" in text and "def test_" not in text
+    short = load_text("stdlib-docs", max_chars=10_000)
+    assert len(short) <= 10_000 and text.startswith(short) and short.endswith("\n")
+
+
+def test_stdlib_docs_build_is_deterministic_and_cached(tmp_path: Path, monkeypatch, capsys) -> None:
+    json_dir = Path(sysconfig.get_paths()["stdlib"]) / "json"
+    docs = data._stdlib_docstrings(json_dir)
+    assert docs == data._stdlib_docstrings(json_dir) and len(docs) == len(set(docs))
+    assert all(len(d) >= data.MIN_DOCSTRING_CHARS for d in docs)
+    assert docs[0] == ast.get_docstring(ast.parse((json_dir / "__init__.py").read_text()))  # the module first
+    builds = []
+
+    def fake_build(stdlib: Path) -> list[str]:
+        builds.append(stdlib)
+        return docs
+
+    monkeypatch.setattr(data, "_stdlib_docstrings", fake_build)
+    first = load_text("stdlib-docs", root=tmp_path)
+    assert "built from" in capsys.readouterr().out and len(builds) == 1
+    assert first == "\n\n".join(docs) + "\n" and first in load_text("stdlib-docs")  # json's part of the whole
+    assert load_text("stdlib-docs", root=tmp_path) == first and len(builds) == 1  # the cache, no rebuild
+    assert "cached build" in capsys.readouterr().out
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [
+        f"stdlib-docs-{platform.python_implementation().lower()}-{platform.python_version()}.json"]
+    load_text("stdlib-docs", root=tmp_path, source="download")
+    assert len(builds) == 2
+
+
+# --------------------------------------------------------------------------------------------- Q&A
+def _shop_generator(monkeypatch: pytest.MonkeyPatch):
+    """tools/make_shop_qa.py imported as a module (registered first, as its dataclass needs)."""
+    spec = importlib.util.spec_from_file_location("make_shop_qa", data.DATA_DIR.parent / "tools" / "make_shop_qa.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_shop_qa_set(capsys) -> None:
+    pairs = load_qa("shop")
+    assert "[aigc.data] qa shop: offline set" in capsys.readouterr().out and qa_sets() == ["shop"]
+    assert len(pairs) >= 500 and all(set(p) == {"id", "intent", "question", "answer"} for p in pairs)
+    assert all(v.strip() and v.isascii() for p in pairs for v in p.values())
+    assert len({p["id"] for p in pairs}) == len(pairs) and pairs[0]["id"] == "qa-0001"
+    assert len({p["question"] for p in pairs}) == len(pairs)
+    per_intent = Counter(p["intent"] for p in pairs)
+    assert len(per_intent) >= 20 and min(per_intent.values()) >= 10, per_intent
+    assert max(len(p["answer"]) for p in pairs) < 300  # one to three sentences
+    orders = [p for p in pairs if p["intent"] == "order_tracking"]
+    assert all(re.search(r"WK-\d{5}", p["question"])[0] in p["answer"] for p in orders)  # slots fill both
+
+
+def test_shop_qa_generator_is_deterministic_and_matches_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    generator = _shop_generator(monkeypatch)
+    records = generator.make_records()
+    assert records == generator.make_records() and records != generator.make_records(seed=1)
+    assert generator.to_jsonl(records) == (data.DATA_DIR / "qa" / "shop_qa.jsonl").read_text(encoding="utf-8")
+
+
+def test_qa_errors(tmp_path: Path) -> None:
+    (tmp_path / "qa").mkdir()
+    good = {"id": "qa-1", "intent": "hello", "question": "Hi?", "answer": "Hello!"}
+    (tmp_path / "qa" / "tiny_qa.jsonl").write_text(json.dumps(good) + "\n\n")
+    assert load_qa("tiny", root=tmp_path) == [good]
+    with pytest.raises(FileNotFoundError, match="no Q&A set 'bank'.*tiny"):
+        load_qa("bank", root=tmp_path)
+    (tmp_path / "qa" / "broken_qa.jsonl").write_text(json.dumps(good) + '\n{"id": "qa-2", "question": \n')
+    with pytest.raises(ValueError, match=r"broken_qa\.jsonl, line 2: not valid JSON"):
+        load_qa("broken", root=tmp_path)
+    (tmp_path / "qa" / "partial_qa.jsonl").write_text(json.dumps({**good, "answer": ""}) + "\n")
+    with pytest.raises(ValueError, match=r"partial_qa\.jsonl, line 1: need non-empty text fields"):
+        load_qa("partial", root=tmp_path)
