@@ -376,11 +376,18 @@ QA_TEMPLATE = "Question: {question}\nAnswer:"  # the prompt; the model learns to
 def encode_qa(tokenizer: Any, pairs: Sequence[Mapping[str, str]], *, template: str = QA_TEMPLATE,
               max_length: int = 256, mask_prompt: bool = True) -> list[dict[str, list[int]]]:
     """Tokenise question-answer pairs as ``prompt + " " + answer + EOS``; labels are -100 on the prompt when
-    ``mask_prompt`` (the model is graded on answers only, as in instruction tuning)."""
+    ``mask_prompt`` (the model is graded on answers only, as in instruction tuning).
+
+    A pair's optional ``"context"`` (e.g. few-shot examples, notebook 06) is put before the prompt and masked
+    with it. Rows longer than ``max_length`` lose their end: keep contexts short enough (a ValueError says so
+    when nothing of an answer would remain)."""
     eos = tokenizer.eos_token_id
     out = []
     for pair in pairs:
-        prompt = tokenizer.encode(template.format(**pair))
+        prompt = tokenizer.encode(pair.get("context", "") + template.format(**pair))
+        if len(prompt) >= max_length:
+            raise ValueError(f"the prompt of {pair.get('question', pair)!r} has {len(prompt)} tokens, no room for "
+                             f"its answer within max_length={max_length}: shorten the context or raise max_length.")
         answer = tokenizer.encode(" " + pair["answer"].strip()) + [eos]
         ids = (prompt + answer)[:max_length]
         labels = ([IGNORE_INDEX] * len(prompt) if mask_prompt else prompt) + answer
@@ -754,7 +761,7 @@ class BaseRecipe:
     n_layer: int = 6
     n_head: int = 6
     n_embd: int = 384
-    block_size: int = 256
+    block_size: int = 512
     steps: int = 3000
     batch_size: int = 64
     lr: float = 1e-3
@@ -771,9 +778,9 @@ class BaseRecipe:
 
 _BASE_VERSION = 1  # bump when the training code changes what a recipe produces
 BASE_RECIPES = {  # measured times are in notebook 05's intro
-    "smoke": BaseRecipe(max_chars=300_000, vocab_size=2048, n_layer=2, n_head=2, n_embd=64, block_size=64,
+    "smoke": BaseRecipe(max_chars=300_000, vocab_size=2048, n_layer=2, n_head=2, n_embd=64, block_size=128,
                         steps=80, batch_size=16, lr=3e-3, warmup_steps=10),
-    "quick": BaseRecipe(vocab_size=4096, n_layer=4, n_head=4, n_embd=128, block_size=128, steps=800,
+    "quick": BaseRecipe(vocab_size=4096, n_layer=4, n_head=4, n_embd=128, block_size=256, steps=800,
                         batch_size=32, lr=2e-3, warmup_steps=50),
     "full": BaseRecipe(),
 }
@@ -846,6 +853,37 @@ def load_causal_lm(hub_id: str | None, local_dir: str | os.PathLike | None = Non
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def load_base_lm(hub_id: str | None, recipe: BaseRecipe | str = "quick", *, device: str | None = None,
+                 online: bool | None = None, cache_dir: str | os.PathLike | None = None) -> tuple[Any, Any]:
+    """The model to fine-tune and its tokenizer: ``hub_id`` (e.g. "gpt2") from the hub or its local cache when
+    it can be had, else the offline base that :func:`build_offline_base` pretrains (once) from ``recipe``."""
+    from aigc_lib.hub import ModelNotAvailableError, find_source
+
+    if hub_id is not None:
+        try:
+            find_source(hub_id, online=online)
+            return load_causal_lm(hub_id)
+        except ModelNotAvailableError as error:
+            print(f"[aigc.lm] {hub_id!r} is not available ({str(error).split(':')[0]}); "
+                  "using the offline base model instead")
+    return load_causal_lm(None, build_offline_base(recipe, cache_dir, device=device))
+
+
+def training_memory(model: nn.Module, optimizer_states: int = 2) -> dict[str, float]:
+    """MiB that training keeps per parameter: weights (all), gradients and Adam's two moments (trainable only).
+
+    Activations come on top and depend on batch and sequence length; on a GPU, measure the real peak with
+    ``torch.cuda.max_memory_allocated``. Counted once per tensor, so tied weights count once.
+    """
+    params = {id(p): p for p in model.parameters()}.values()
+    weights = sum(p.numel() * p.element_size() for p in params)
+    trainable = sum(p.numel() * p.element_size() for p in params if p.requires_grad)
+    mib = 2**20
+    return {"weights_mib": weights / mib, "grads_mib": trainable / mib,
+            "optimizer_mib": optimizer_states * trainable / mib,
+            "total_mib": (weights + (1 + optimizer_states) * trainable) / mib}
 
 
 def describe_lm(model: nn.Module) -> str:

@@ -173,6 +173,12 @@ def test_encode_qa_masks_the_prompt_and_collator_masks_padding():
     assert (batch["labels"][0, n0:] == lm.IGNORE_INDEX).all()
     unmasked = lm.encode_qa(tok, pairs, template="Q: {question} A:", mask_prompt=False)
     assert unmasked[0]["labels"] == unmasked[0]["input_ids"]
+    shot = {**pairs[0], "context": "Q: hi A: hello there friend <eos> "}  # a few-shot example, masked too
+    with_context = lm.encode_qa(tok, [shot], template="Q: {question} A:")[0]
+    assert with_context["labels"].count(lm.IGNORE_INDEX) == prompt_len + 7
+    assert with_context["input_ids"][prompt_len + 7:] == first["input_ids"][prompt_len:]
+    with pytest.raises(ValueError, match="no room for its answer"):
+        lm.encode_qa(tok, [shot], template="Q: {question} A:", max_length=10)
 
 
 # ------------------------------------------------------------------------------------------ loss
@@ -362,3 +368,19 @@ def test_offline_base_is_a_from_pretrained_folder_and_cached(tmp_path, capsys):
     assert "cached" in capsys.readouterr().out
     with pytest.raises(ValueError, match="unknown base recipe"):
         lm.build_offline_base("huge", tmp_path)
+    # offline and not cached, a hub id falls back to this base model (and says so)
+    model, _ = lm.load_base_lm("aigc-course/not-a-model", recipe, online=False, cache_dir=tmp_path)
+    assert "using the offline base model" in capsys.readouterr().out
+    assert model.config.n_embd == 32
+
+
+def test_training_memory_counts_trainable_state_only():
+    model = lm.GPT(lm.GPTConfig(vocab_size=100, block_size=16, n_layer=1, n_head=2, n_embd=8))
+    full = lm.training_memory(model)
+    assert full["total_mib"] == pytest.approx(4 * full["weights_mib"])  # weights + grads + 2 Adam moments
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.lm_head.weight.requires_grad_(True)  # tied: the embedding, counted once
+    part = lm.training_memory(model)
+    share = 100 * 8 / model.num_parameters()
+    assert part["grads_mib"] == pytest.approx(full["weights_mib"] * share)
