@@ -174,10 +174,15 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        """Logits (B, T, vocab_size). ``attention_mask`` is accepted for right-padded batches and not needed:
-        causal attention already keeps real tokens from seeing the padding after them (padding must be on the
-        right, as :class:`CausalLMCollator` makes it; its labels are -100)."""
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, targets: Tensor | None = None,
+                reduction: str = "mean") -> Tensor:
+        """Logits (B, T, vocab_size); with ``targets`` (B, T), the cross-entropy against them instead.
+
+        Computing the loss inside ``forward`` (as nanoGPT does) lets ``torch.compile`` fuse the head, the
+        log-softmax and the loss, so the (B, T, V) logits never take an extra float32 copy. ``targets`` are the
+        next tokens (already shifted); -100 is skipped. ``attention_mask`` is accepted for right-padded batches
+        and not needed: causal attention already keeps real tokens from seeing the padding after them (padding
+        must be on the right, as :class:`CausalLMCollator` makes it; its labels are -100)."""
         T = input_ids.size(1)
         if T > self.config.block_size:
             raise ValueError(f"sequence of {T} tokens is longer than the model's block_size "
@@ -189,7 +194,9 @@ class GPT(nn.Module):
         logits = self.lm_head(self.transformer.ln_f(x))
         if self.config.padded_vocab_size != self.config.vocab_size:
             logits = logits[..., : self.config.vocab_size]  # padding rows are never real tokens
-        return logits
+        if targets is None:
+            return logits
+        return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX, reduction=reduction)
 
     def num_parameters(self, non_embedding: bool = False) -> int:
         """Parameters counted once (the tied head is the embedding); ``non_embedding`` drops both embeddings,
@@ -428,7 +435,8 @@ def causal_lm_loss(logits: Tensor, labels: Tensor, reduction: str = "mean") -> T
     """
     shift_logits = logits[:, :-1].flatten(0, 1)  # predictions made at positions 0..T-2
     shift_labels = labels[:, 1:].flatten()  # the tokens at positions 1..T-1
-    return F.cross_entropy(shift_logits.float(), shift_labels, ignore_index=IGNORE_INDEX, reduction=reduction)
+    # under autocast, cross_entropy runs in float32 by itself (no explicit .float() copy of the logits needed)
+    return F.cross_entropy(shift_logits, shift_labels, ignore_index=IGNORE_INDEX, reduction=reduction)
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -464,8 +472,10 @@ def lm_loss(model: nn.Module, batch: Any, reduction: str = "mean") -> Tensor:
     tokens, targets the last T: the shift is done on the data, as nanoGPT does), or a collated dict whose
     labels are aligned with ``input_ids`` (shifted in :func:`causal_lm_loss`; -100 labels skipped)."""
     if isinstance(batch, Tensor):
-        logits = lm_logits(model, batch[:, :-1])
-        return F.cross_entropy(logits.flatten(0, 1).float(), batch[:, 1:].flatten(), reduction=reduction)
+        inputs, targets = batch[:, :-1], batch[:, 1:]
+        if not is_hf_model(model):  # our GPT computes the loss in forward, inside torch.compile's graph
+            return model(inputs, targets=targets, reduction=reduction)
+        return F.cross_entropy(lm_logits(model, inputs).flatten(0, 1), targets.flatten(), reduction=reduction)
     ids, mask, labels = _split_batch(batch)
     return causal_lm_loss(lm_logits(model, ids, mask), labels, reduction)
 

@@ -48,6 +48,10 @@ def test_logits_match_transformers_gpt2(hf_dir, hf_model, vocab_multiple):
         diff = (hf_model(x).logits - ours(x)).abs().max().item()
     assert ours(x).shape == (3, 50, VOCAB)
     assert diff < 1e-5, diff  # float32 rounding only (measured 2e-7)
+    with torch.no_grad():  # the loss computed inside forward (for torch.compile) is the shifted loss
+        fused = ours(x[:, :-1], targets=x[:, 1:])
+        assert torch.allclose(fused, lm.causal_lm_loss(ours(x), x), atol=1e-6)
+        assert torch.allclose(lm.lm_loss(ours, x), lm.lm_loss(hf_model, x), atol=1e-5)
 
 
 def test_save_pretrained_round_trip(ours, hf_model, tmp_path):
