@@ -42,6 +42,7 @@ lab: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.trainer
 	$(PY) -m bench.gan
+	$(PY) -m bench.lm
 
 clean:
 	rm -rf build notebooks/runs .pytest_cache
