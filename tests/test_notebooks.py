@@ -138,6 +138,22 @@ def _check_03(r: dict) -> None:
     assert r["bench_ran"] is True  # bench/gan.py --smoke ran from the repository root
 
 
+def _check_05(r: dict) -> None:
+    # measured on a 2-core CPU, smoke (always the offline base: 2 layers x 64, 80 pretraining steps; then 60
+    # fine-tuning steps): test perplexity 834 -> 261 (0.31x); the copy-the-input logits score 4e-6 on the seed
+    # code's unshifted loss and 19.9 on the causal-LM loss; the overfitting run stopped at step 40 (best 20).
+    assert r["source"] == "offline base", r["source"]
+    assert (r["train_pairs"], r["val_pairs"], r["test_pairs"]) == (382, 127, 127)  # 6:2:2 of 636
+    assert r["ppl_after"] < 0.6 * r["ppl_before"], (r["ppl_before"], r["ppl_after"])  # measured 0.31x
+    assert r["seed_loss_copycat"] < 0.01 < 5 < r["right_loss_copycat"]
+    assert r["early_stopped"] is True and r["overfit_best_step"] < r["overfit_stop_step"] < 120
+    assert len(r["decoding"]) == 7 and all(0 <= row["distinct_2"] <= 1 for row in r["decoding"])
+    sampled = [row for row in r["decoding"] if row["strategy"].startswith(("sampling", "top-"))]
+    assert all(row["words"] > 0 for row in sampled)  # sampling never stops at once
+    assert r["n_answered"] == 16 and 0 <= r["bleu"] <= 100
+    assert r["reload_equal"] is True
+
+
 def _check_template(r: dict) -> None:
     assert r["steps"] == 5
 
@@ -147,6 +163,7 @@ CHECKS: dict[str, Callable[[dict], None]] = {
     "01_gan_math": _check_01,
     "02_first_image_gan": _check_02,
     "03_dcgan": _check_03,
+    "05_gpt2_finetuning": _check_05,
     "NN_chapter_template": _check_template,
 }
 
