@@ -216,9 +216,18 @@ class GPT(nn.Module):
         return hf.to(next(self.parameters()).device).eval()
 
     def save_pretrained(self, folder: str | os.PathLike, tokenizer: Any = None) -> Path:
-        """Save in Hugging Face format (config.json + model.safetensors), loadable by ``from_pretrained``."""
+        """Save in Hugging Face format (config.json + model.safetensors), loadable by ``from_pretrained``.
+
+        With a ``tokenizer``, it is saved alongside and its end-of-text id becomes the model's BOS/EOS/pad id,
+        so plain ``model.generate`` and pipelines stop where :func:`complete` does."""
         folder = Path(folder)
-        self.to_hf().save_pretrained(folder)
+        hf = self.to_hf()
+        if tokenizer is not None and getattr(tokenizer, "eos_token_id", None) is not None:
+            eos = tokenizer.eos_token_id
+            hf.config.bos_token_id = hf.config.eos_token_id = hf.config.pad_token_id = eos
+            hf.generation_config.bos_token_id = hf.generation_config.eos_token_id = eos
+            hf.generation_config.pad_token_id = eos
+        hf.save_pretrained(folder)
         if tokenizer is not None:
             tokenizer.save_pretrained(folder)
         return folder
@@ -786,7 +795,7 @@ class BaseRecipe:
         return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:12]
 
 
-_BASE_VERSION = 1  # bump when the training code changes what a recipe produces
+_BASE_VERSION = 2  # bump when the code changes what a recipe produces (2: EOS id from the tokenizer)
 BASE_RECIPES = {  # measured times are in notebook 05's intro
     "smoke": BaseRecipe(max_chars=300_000, vocab_size=2048, n_layer=2, n_head=2, n_embd=64, block_size=128,
                         steps=80, batch_size=16, lr=3e-3, warmup_steps=10),

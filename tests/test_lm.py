@@ -365,6 +365,7 @@ def test_offline_base_is_a_from_pretrained_folder_and_cached(tmp_path, capsys):
     assert history["train"][-1]["loss"] < history["train"][0]["loss"]
     model, tokenizer = lm.load_causal_lm(None, folder)
     assert isinstance(model, GPT2LMHeadModel) and tokenizer.eos_token == lm.EOS
+    assert model.config.eos_token_id == model.generation_config.eos_token_id == tokenizer.eos_token_id
     text = lm.complete(model, tokenizer, "The fox", 10, do_sample=True, seed=0)[0]
     assert isinstance(text, str)
     capsys.readouterr()
