@@ -470,7 +470,7 @@ def _split_batch(batch: Any) -> tuple[Tensor, Tensor | None, Tensor]:
 
 
 def lm_logits(model: nn.Module, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-    """Next-token logits (B, T, V) from our GPT or from a Hugging Face causal LM."""
+    """Next-token logits (B, T, V) from a Hugging Face causal LM, our GPT, or any module mapping ids to logits."""
     if is_hf_model(model):
         return model(input_ids=input_ids, attention_mask=attention_mask).logits
     return model(input_ids)
@@ -482,7 +482,7 @@ def lm_loss(model: nn.Module, batch: Any, reduction: str = "mean") -> Tensor:
     labels are aligned with ``input_ids`` (shifted in :func:`causal_lm_loss`; -100 labels skipped)."""
     if isinstance(batch, Tensor):
         inputs, targets = batch[:, :-1], batch[:, 1:]
-        if not is_hf_model(model):  # our GPT computes the loss in forward, inside torch.compile's graph
+        if isinstance(_unwrap(model), GPT):  # our GPT computes the loss in forward, inside torch.compile's graph
             return model(inputs, targets=targets, reduction=reduction)
         return F.cross_entropy(lm_logits(model, inputs).flatten(0, 1), targets.flatten(), reduction=reduction)
     ids, mask, labels = _split_batch(batch)

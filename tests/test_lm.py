@@ -217,6 +217,20 @@ def test_perplexity_counts_each_unmasked_token_once(ours):
         lm.perplexity(ours, [])
 
 
+def test_lm_loss_works_for_any_module_that_returns_logits():
+    class Bigram(torch.nn.Module):  # a learner's own model: ids -> logits, nothing else
+        def __init__(self):
+            super().__init__()
+            self.table = torch.nn.Embedding(VOCAB, VOCAB)
+
+        def forward(self, ids):
+            return self.table(ids)
+
+    model, x = Bigram(), tokens(2, 9)
+    expected = F.cross_entropy(model(x[:, :-1]).flatten(0, 1), x[:, 1:].flatten())
+    assert torch.allclose(lm.lm_loss(model, x), expected)
+
+
 def test_optimizer_decays_only_matrices_and_skips_frozen():
     model = lm.GPT(lm.GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=8))
     model.transformer.wpe.weight.requires_grad_(False)
