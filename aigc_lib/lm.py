@@ -796,10 +796,10 @@ class BaseRecipe:
 
 
 _BASE_VERSION = 2  # bump when the code changes what a recipe produces (2: EOS id from the tokenizer)
-BASE_RECIPES = {  # measured times are in notebook 05's intro
+BASE_RECIPES = {  # measured times: docs/lm.md and notebook 05's intro
     "smoke": BaseRecipe(max_chars=300_000, vocab_size=2048, n_layer=2, n_head=2, n_embd=64, block_size=128,
                         steps=80, batch_size=16, lr=3e-3, warmup_steps=10),
-    # quick: 2M tokens; a 2-core CPU trains about 8k tokens/s at this size, so about 4 min (measured in notebook 05)
+    # quick: 2M tokens, 180 s on a quiet 2-core CPU (the 6.5M-token recipe before it took 19 min on a busy one)
     "quick": BaseRecipe(vocab_size=4096, n_layer=4, n_head=4, n_embd=128, block_size=256, steps=500,
                         batch_size=16, lr=2e-3, warmup_steps=50),
     "full": BaseRecipe(),
