@@ -435,6 +435,14 @@ class CausalLMCollator:
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
+def qa_batches(tokenizer: Any, pairs: Sequence[Mapping[str, str]], batch_size: int = 16, *,
+               max_length: int = 256, **encode: Any) -> list[dict[str, Tensor]]:
+    """Evaluation batches of Q&A pairs, in order: :func:`encode_qa` then :class:`CausalLMCollator` in chunks."""
+    encoded = encode_qa(tokenizer, pairs, max_length=max_length, **encode)
+    collate = CausalLMCollator(tokenizer.pad_token_id)
+    return [collate(encoded[i:i + batch_size]) for i in range(0, len(encoded), batch_size)]
+
+
 # ============================================================================================ training
 def causal_lm_loss(logits: Tensor, labels: Tensor, reduction: str = "mean") -> Tensor:
     """Cross-entropy of predicting token t+1 from positions <= t: shift by one, skip labels of -100.

@@ -175,6 +175,9 @@ def test_encode_qa_masks_the_prompt_and_collator_masks_padding():
     n0 = len(first["input_ids"])
     assert batch["attention_mask"][0].tolist() == [1] * n0 + [0] * (12 - n0)
     assert (batch["labels"][0, n0:] == lm.IGNORE_INDEX).all()
+    tok.pad_token_id = 0
+    chunks = lm.qa_batches(tok, pairs * 3, batch_size=4, template="Q: {question} A:")
+    assert [len(b["input_ids"]) for b in chunks] == [4, 2] and chunks[0]["labels"][0].tolist()[:n0] == first["labels"]
     unmasked = lm.encode_qa(tok, pairs, template="Q: {question} A:", mask_prompt=False)
     assert unmasked[0]["labels"] == unmasked[0]["input_ids"]
     shot = {**pairs[0], "context": "Q: hi A: hello there friend <eos> "}  # a few-shot example, masked too
