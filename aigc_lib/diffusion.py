@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aigc_lib.data import COLORS, DATA_DIR, POSITIONS, SHAPES, ImageData, shape_caption
+from aigc_lib.data import COLORS, DATA_DIR, POSITIONS, SHAPES, shape_caption
 
 SCHEDULES = ("linear", "scaled_linear", "cosine")
 SD_CACHE = DATA_DIR / "cache" / "sd"
@@ -110,7 +110,12 @@ class NoiseSchedule(nn.Module):
 
     def to_diffusers(self, scheduler: str = "ddpm", **overrides: Any) -> Any:
         """The diffusers scheduler with the same betas: 'ddpm', 'ddim', 'dpm++' (DPM-Solver++ 2M) or 'euler'."""
-        from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
+        from diffusers import (
+            DDIMScheduler,
+            DDPMScheduler,
+            DPMSolverMultistepScheduler,
+            EulerDiscreteScheduler,
+        )
 
         classes = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "dpm++": DPMSolverMultistepScheduler,
                    "euler": EulerDiscreteScheduler}
