@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(PY) -m bench.trainer
 	$(PY) -m bench.gan
 	$(PY) -m bench.lm
+	$(PY) -m bench.diffusion
 
 clean:
 	rm -rf build notebooks/runs .pytest_cache
