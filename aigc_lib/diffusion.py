@@ -30,7 +30,7 @@ from aigc_lib.data import COLORS, DATA_DIR, POSITIONS, SHAPES, shape_caption
 SCHEDULES = ("linear", "scaled_linear", "cosine")
 SD_CACHE = DATA_DIR / "cache" / "sd"
 SD15_HUB_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-_MINI_SD_VERSION = 1  # bump when training code changes what a cached mini SD holds
+_MINI_SD_VERSION = 2  # bump when training code changes what a cached mini SD holds
 
 
 # ----------------------------------------------------------------------------------------------- schedules
@@ -660,6 +660,15 @@ class MiniSD:
     path: Path | None = None
 
 
+def vae_images(recipe: MiniSDRecipe) -> Tensor:
+    """The VAE's training images: shapes of *all six* kinds. The VAE is a general image codec (SD's saw billions of
+    images of everything); only the text-to-image model has stars held out, so chapter 09's LoRA on the UNet
+    teaches a concept the decoder can already draw."""
+    from aigc_lib.data import make_shapes
+
+    return make_shapes(recipe.n_images, size=recipe.image_size, seed=recipe.seed + 1).images
+
+
 def train_mini_sd(recipe: str | MiniSDRecipe = "quick", *, device: Any = None, progress: bool = True) -> MiniSD:
     """Train every part of the mini Stable Diffusion on the shapes (VAE, then tokenizer, text encoder and UNet)."""
     from aigc_lib.data import make_shapes
@@ -671,10 +680,10 @@ def train_mini_sd(recipe: str | MiniSDRecipe = "quick", *, device: Any = None, p
     data = make_shapes(recipe.n_images, size=recipe.image_size, shapes=recipe.shapes, seed=recipe.seed)
     history: dict[str, Any] = {}
     start = time.perf_counter()
-    vae = make_vae(recipe)
-    history["vae"] = train_vae(vae, data.images, recipe, device=device, progress=progress).history["train"]
+    vae, images = make_vae(recipe), vae_images(recipe)
+    history["vae"] = train_vae(vae, images, recipe, device=device, progress=progress).history["train"]
     vae = vae.to(device).eval().requires_grad_(False)
-    history["latent_scale"] = set_latent_scale(vae, data.images.to(device))
+    history["latent_scale"] = set_latent_scale(vae, images.to(device))
     history["vae_seconds"] = time.perf_counter() - start
     tokenizer = train_caption_tokenizer(all_captions())
     text_encoder, unet = make_text_encoder(tokenizer, recipe), make_cond_unet(recipe)
