@@ -196,6 +196,25 @@ def _check_06(r: dict) -> None:
     assert r["retrieval_precision"] > 0.3, r["retrieval_precision"]  # measured 0.65; random shots ~0.05
 
 
+def _check_07(r: dict) -> None:
+    # measured on a 2-core CPU (shared with other jobs), smoke (offline font digits, UNet width 16, 100 steps of
+    # batch 16, N = 8 images for FD): loss 1.39 -> 0.090; samplers equal diffusers' exactly (0.0) and the
+    # from-scratch loop equals the library's to 2.8e-5; closed form vs iterated noising: mean within 0.81 standard
+    # errors, variance within 0.0032, while the wrong formula is 4.1 standard errors off; FD-digits untrained 40.6,
+    # DDPM 16.5 (real-vs-real 19.3 at N = 8), DDIM-50 37.5; DDIM took 32 s vs DDPM's 518 s; the seed's objective
+    # collapses samples (spread 0.17 vs real 0.35).
+    assert r["loss_last"] < 0.3 * r["loss_first"], (r["loss_first"], r["loss_last"])  # 0.065x
+    assert r["sampler_vs_diffusers_max_diff"] < 1e-5, r["sampler_vs_diffusers"]
+    assert r["scratch_vs_lib_max_diff"] < 1e-4, r["scratch_vs_lib_max_diff"]
+    assert r["closed_form_mean_err_se"] < 3 and r["closed_form_var_err"] < 0.02, (
+        r["closed_form_mean_err_se"], r["closed_form_var_err"])
+    assert r["closed_form_slip_err_se"] > 3, r["closed_form_slip_err_se"]  # the check can tell a wrong formula
+    assert r["fd_ddpm"] < 0.6 * r["fd_untrained"], (r["fd_ddpm"], r["fd_untrained"])  # 0.40x
+    assert r["ddim_seconds"] < 0.25 * r["ddpm_seconds"], (r["ddim_seconds"], r["ddpm_seconds"])  # 50 vs 1000 steps
+    assert r["spread_wrong"] < r["spread_real"], (r["spread_wrong"], r["spread_real"])
+    assert r["num_classes"] == 10 and 1 <= r["coverage_ddpm"] <= 10
+
+
 def _check_08(r: dict) -> None:
     # measured on a 2-core CPU, smoke (recipe "smoke": VAE 0.24M, text encoder 0.02M, UNet 1.06M; 150 steps each):
     # VAE MSE 0.84 -> 0.016 (unseen images 0.013); UNet loss 0.88 -> 0.094; latent std 1.225 -> scale 0.817;
@@ -227,6 +246,7 @@ CHECKS: dict[str, Callable[[dict], None]] = {
     "04_attention_and_tiny_gpt": _check_04,
     "05_gpt2_finetuning": _check_05,
     "06_prompting_and_peft": _check_06,
+    "07_diffusion_from_scratch": _check_07,
     "08_stable_diffusion_anatomy": _check_08,
     "NN_chapter_template": _check_template,
 }
