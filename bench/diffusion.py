@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import gc
 import math
 import statistics
 import time
@@ -50,6 +49,7 @@ from bench.harness import (
     default_device,
     device_report,
     format_value,
+    free_memory,
     measure_training,
     peak_memory,
     speedup,
@@ -79,17 +79,6 @@ TARGETS = {
 }
 REFERENCE = ("H100, by the issue's author, SD 1.5 UNet at batch 2 fp16: 23.7 it/s eager, 47.3 it/s channels_last + "
              "torch.compile, 153 it/s channels_last + fused QKV + torch.compile mode='reduce-overhead' (CUDA graphs)")
-
-
-def free_memory(device: torch.device) -> None:
-    """Forget compiled graphs (and CUDA graph pools) and Accelerate's process-wide state; release memory."""
-    from accelerate.state import AcceleratorState
-
-    torch._dynamo.reset()
-    AcceleratorState._reset_state(reset_partial_state=True)
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
 
 
 def _dtype_name(dtype: torch.dtype) -> str:

@@ -6,6 +6,7 @@ root as ``python -m bench.<name>`` and import from here; ``python -m bench.harne
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -169,6 +170,18 @@ def measure_training(run: Callable[[int], object], *, device: torch.device | str
 
 
 # --------------------------------------------------------------------------------------------- device
+def free_memory(device: torch.device) -> None:
+    """Forget compiled graphs (and CUDA graph pools) and Accelerate's process-wide state and release memory, so
+    the next variant of a benchmark starts from the same state."""
+    from accelerate.state import AcceleratorState
+
+    torch._dynamo.reset()
+    AcceleratorState._reset_state(reset_partial_state=True)
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
 def default_device() -> torch.device:
     """The first CUDA GPU when there is one, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -12,7 +12,6 @@ against the bf16 matmul rate measured in this run, peak memory, the loss after e
 from __future__ import annotations
 
 import argparse
-import gc
 import math
 import tempfile
 import time
@@ -36,6 +35,7 @@ from bench.harness import (
     default_device,
     device_report,
     format_value,
+    free_memory,
     measure_training,
     peak_memory,
     write_results,
@@ -90,17 +90,6 @@ def eval_loss(model: nn.Module, blocks: torch.Tensor, device: torch.device) -> f
         losses.append(F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum"))
     model.train(was_training)
     return (torch.stack(losses).sum() / blocks[:, 1:].numel()).item()
-
-
-def _free(device: torch.device) -> None:
-    """Forget compiled graphs and Accelerate's process-wide state, release memory: variants start equal."""
-    from accelerate.state import AcceleratorState
-
-    torch._dynamo.reset()
-    AcceleratorState._reset_state(reset_partial_state=True)
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
 
 
 # --------------------------------------------------------------------------------------------- variants
@@ -327,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
              if key in args.variants]
     rows: list[Row] = []
     for key, batch, half, compiled in plan:
-        _free(device)
+        free_memory(device)
         start = time.perf_counter()
         row, model = RUNNERS[key](cfg, train_blocks, device, batch, warmup, steps, seed, half, compiled)
         rows.append({"name": VARIANTS[key], "batch": batch, "precision": "bf16" if half else "fp32",
@@ -335,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{VARIANTS[key]} (batch {batch}): {row['tokens/s']:,.0f} tokens/s, loss {rows[-1]['loss_after']:.3f}"
               f" ({time.perf_counter() - start:.0f} s)", flush=True)
         del model
-    _free(device)
+    free_memory(device)
     rows = add_columns(rows, cfg, info.get("matmul_tflops"))
     config = {"model": f"GPT-2 {cfg.n_layer}x{cfg.n_embd}, {cfg.n_head} heads, vocab {cfg.vocab_size} "
                        f"(ours padded to {cfg.padded_vocab_size})",
