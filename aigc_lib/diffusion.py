@@ -765,13 +765,18 @@ def load_sd_pipeline(hub_id: str | None = SD15_HUB_ID, local_dir: str | os.PathL
 
 # ----------------------------------------------------------------------------------------------- LoRA
 def add_unet_lora(unet: nn.Module, rank: int = 8, alpha: float | None = None,
-                  targets: Sequence[str] = ("to_q", "to_k", "to_v", "to_out.0"), adapter_name: str = "default") -> int:
-    """Freeze the UNet and add LoRA adapters (peft) to its attention projections; returns the trainable count."""
+                  targets: str | Sequence[str] = ("to_q", "to_k", "to_v", "to_out.0"),
+                  adapter_name: str = "default") -> int:
+    """Freeze the UNet and add LoRA adapters (peft) to its attention projections; returns the trainable count.
+
+    ``targets``: module-name suffixes, or one regular expression matched against full names (peft's rule), e.g.
+    ``r".*attn2\.(to_k|to_v)"`` for cross-attention keys and values only."""
     from peft import LoraConfig
 
     unet.requires_grad_(False)
     unet.add_adapter(LoraConfig(r=rank, lora_alpha=alpha or rank, init_lora_weights="gaussian",
-                                target_modules=list(targets)), adapter_name=adapter_name)
+                                target_modules=targets if isinstance(targets, str) else list(targets)),
+                     adapter_name=adapter_name)
     return count_parameters(unet, trainable_only=True)
 
 

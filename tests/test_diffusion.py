@@ -266,6 +266,16 @@ def test_lora_adapter_round_trip(tiny_parts, tmp_path):
     assert torch.equal(D.generate(fresh, prompts, steps=3, seed=0), before)
 
 
+def test_lora_targets_by_regex_adapt_only_cross_attention(tiny_parts):
+    import copy
+
+    unet = copy.deepcopy(tiny_parts[3])
+    D.add_unet_lora(unet, rank=2, targets=r".*attn2\.(to_k|to_v)")  # one regex, peft's rule: full names
+    adapted = [n for n, m in unet.named_modules() if hasattr(m, "lora_A")]
+    assert adapted and all(".attn2.to_k" in n or ".attn2.to_v" in n for n in adapted), adapted
+    assert {n.rsplit(".", 1)[-1] for n in adapted} == {"to_k", "to_v"}
+
+
 def test_train_text_to_image_lowers_the_loss(tiny_parts):
     import copy
 
