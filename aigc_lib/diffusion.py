@@ -456,8 +456,8 @@ class MiniSDRecipe:
 
 MINI_SD_RECIPES: dict[str, MiniSDRecipe] = {
     # CI: proves every stage runs and the pipeline saves, reloads and generates (not a good model)
-    "smoke": MiniSDRecipe("smoke", n_images=2000, vae_channels=(16, 32, 32), vae_steps=150, vae_batch=32,
-                          text_width=32, text_layers=1, unet_channels=(32, 64), unet_steps=150, unet_batch=32,
+    "smoke": MiniSDRecipe("smoke", n_images=2000, vae_channels=(16, 32, 32), vae_steps=100, vae_batch=32,
+                          text_width=32, text_layers=1, unet_channels=(32, 64), unet_steps=100, unet_batch=32,
                           unet_lr=2e-3, ema_decay=0.99),
     # a laptop CPU: 36 min of training on a quiet 2-core CPU (VAE 7, UNet 29), 100% prompt accuracy at w = 2-5;
     # 200 VAE + 1300 UNet steps of batch 32 (13 min) did not learn shape or position (colour 76%, all 2%)
@@ -770,7 +770,7 @@ def load_sd_pipeline(hub_id: str | None = SD15_HUB_ID, local_dir: str | os.PathL
 def add_unet_lora(unet: nn.Module, rank: int = 8, alpha: float | None = None,
                   targets: str | Sequence[str] = ("to_q", "to_k", "to_v", "to_out.0"),
                   adapter_name: str = "default") -> int:
-    """Freeze the UNet and add LoRA adapters (peft) to its attention projections; returns the trainable count.
+    r"""Freeze the UNet and add LoRA adapters (peft) to its attention projections; returns the trainable count.
 
     ``targets``: module-name suffixes, or one regular expression matched against full names (peft's rule), e.g.
     ``r".*attn2\.(to_k|to_v)"`` for cross-attention keys and values only."""
