@@ -1,0 +1,44 @@
+"""aigc_lib.storage: atomic writes leave the old or the new content, cache keys follow recipe and code."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from aigc_lib.storage import atomic_dir, atomic_write, cache_key, source_hash
+
+
+def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
+    path = tmp_path / "sub" / "a.json"
+    atomic_write(path, "one")
+    atomic_write(path, b"two")
+    assert path.read_text() == "two"
+    assert [p.name for p in path.parent.iterdir()] == ["a.json"]
+
+
+def test_atomic_dir_keeps_the_old_folder_when_the_block_fails(tmp_path):
+    folder = tmp_path / "model"
+    with atomic_dir(folder) as tmp:
+        (tmp / "w.bin").write_text("v1")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(folder) as tmp:
+            (tmp / "w.bin").write_text("half")
+            raise RuntimeError("interrupted")
+    assert (folder / "w.bin").read_text() == "v1"
+    with atomic_dir(folder) as tmp:
+        (tmp / "w.bin").write_text("v2")
+    assert (folder / "w.bin").read_text() == "v2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temp or old folders left
+
+
+@dataclass(frozen=True)
+class _Recipe:
+    steps: int = 10
+
+
+def test_cache_key_changes_with_recipe_and_code():
+    assert cache_key(_Recipe(), cache_key) == cache_key(_Recipe(), cache_key)
+    assert cache_key(_Recipe(steps=11), cache_key) != cache_key(_Recipe(), cache_key)
+    assert cache_key(_Recipe(), cache_key) != cache_key(_Recipe(), atomic_write)  # other code, other key
+    assert cache_key({"steps": 10}) == cache_key(_Recipe())  # a dataclass keys as its dict
+    assert source_hash(atomic_write) != source_hash(atomic_dir)
