@@ -21,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-__all__ = ["atomic_write", "atomic_dir", "cache_key", "source_hash"]
+__all__ = ["atomic_dir", "atomic_write", "cache_key", "source_hash"]
 
 
 def atomic_write(path: str | os.PathLike, data: str | bytes, *, fsync: bool = True) -> Path:

@@ -20,10 +20,9 @@ def test_atomic_dir_keeps_the_old_folder_when_the_block_fails(tmp_path):
     folder = tmp_path / "model"
     with atomic_dir(folder) as tmp:
         (tmp / "w.bin").write_text("v1")
-    with pytest.raises(RuntimeError):
-        with atomic_dir(folder) as tmp:
-            (tmp / "w.bin").write_text("half")
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), atomic_dir(folder) as tmp:
+        (tmp / "w.bin").write_text("half")
+        raise RuntimeError("interrupted")
     assert (folder / "w.bin").read_text() == "v1"
     with atomic_dir(folder) as tmp:
         (tmp / "w.bin").write_text("v2")
