@@ -23,6 +23,7 @@ PROFILES = ("smoke", "quick", "full")
 PROFILE_ENV = "AIGC_PROFILE"
 DEVICE_ENV = "AIGC_DEVICE"
 OFFLINE_ENVS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "AIGC_OFFLINE")
+STEPS_SCALE_ENV = "AIGC_STEPS_SCALE"  # `make rehearse`: full sizes, step and sample counts scaled down
 T = TypeVar("T")
 
 
@@ -115,8 +116,31 @@ class Profile:
         """The value for this profile, e.g. ``steps = profile.pick(smoke=20, quick=500, full=5000)``."""
         return {"smoke": smoke, "quick": quick, "full": full}[self.name]
 
+    def count(self, smoke: int, quick: int, full: int) -> int:
+        """A step or sample count for this profile, scaled by ``$AIGC_STEPS_SCALE`` (``make rehearse``)."""
+        return scaled_count(self.pick(smoke, quick, full))
+
     def __str__(self) -> str:
         return f"{self.name} (from {self.source})"
+
+
+def steps_scale() -> float:
+    """1.0, or ``$AIGC_STEPS_SCALE`` (e.g. 0.01): how much ``make rehearse`` shrinks step and sample counts."""
+    raw = os.environ.get(STEPS_SCALE_ENV, "").strip()
+    if not raw:
+        return 1.0
+    try:
+        scale = float(raw)
+    except ValueError:
+        scale = -1.0
+    if not 0 < scale <= 1:
+        raise ValueError(f"${STEPS_SCALE_ENV}={raw!r}: give a number in (0, 1], e.g. 0.01, or unset it.")
+    return scale
+
+
+def scaled_count(n: int) -> int:
+    """``n`` times :func:`steps_scale`, at least 1: for step and sample counts, never for sizes."""
+    return n if n <= 0 else max(1, round(n * steps_scale()))
 
 
 def resolve_profile(requested: str | None = None, device: torch.device | None = None) -> Profile:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from aigc_lib import runtime
-from aigc_lib.runtime import (DeviceUnavailableError, Profile, pick_device, precision_for, resolve_profile,
+from aigc_lib.runtime import (DeviceUnavailableError, Profile, scaled_count, pick_device, precision_for, resolve_profile,
                               seed_everything, start_run)
 
 
@@ -104,3 +104,14 @@ def test_start_run_creates_folder_and_writes_results(tmp_path, capsys):
     assert data["loss"] == 0.5 and data["values"] == [0, 1, 2] and data["profile"] == "smoke"
     with pytest.raises(TypeError, match="cannot store"):
         run.save_results({"bad": object()})
+
+
+def test_steps_scale_shrinks_counts_not_below_one(monkeypatch):
+    profile = Profile("full", "parameter")
+    monkeypatch.delenv("AIGC_STEPS_SCALE", raising=False)
+    assert profile.count(smoke=2, quick=20, full=5000) == 5000
+    monkeypatch.setenv("AIGC_STEPS_SCALE", "0.01")
+    assert profile.count(smoke=2, quick=20, full=5000) == 50 and scaled_count(30) == 1
+    monkeypatch.setenv("AIGC_STEPS_SCALE", "2")
+    with pytest.raises(ValueError, match="AIGC_STEPS_SCALE"):
+        scaled_count(10)
