@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from aigc_lib import runtime
-from aigc_lib.runtime import (DeviceUnavailableError, Profile, scaled_count, pick_device, precision_for, resolve_profile,
+from aigc_lib.runtime import (DeviceUnavailableError, Profile, pick_device, precision_for, resolve_profile, scaled_count,
                               seed_everything, start_run)
 
 
