@@ -9,8 +9,16 @@ import pytest
 import torch
 
 from aigc_lib import runtime
-from aigc_lib.runtime import (DeviceUnavailableError, Profile, pick_device, precision_for, resolve_profile, scaled_count,
-                              seed_everything, start_run)
+from aigc_lib.runtime import (
+    DeviceUnavailableError,
+    Profile,
+    pick_device,
+    precision_for,
+    resolve_profile,
+    scaled_count,
+    seed_everything,
+    start_run,
+)
 
 
 def test_auto_device_is_cpu_without_a_gpu(monkeypatch):
