@@ -234,20 +234,24 @@ def test_ema_follows_the_formula():
 
 
 def test_max_grad_norm_clips_gradients():
-    norms = []
+    norms, moves = [], []
 
     def step(trainer, batch):
         x, y = batch
         loss = 1000 * F.mse_loss(trainer.model(x), y)
         trainer.backward(loss)
+        before = torch.cat([p.detach().flatten().clone() for p in trainer.model.parameters()])
         norms.append(trainer.optimizer_step())
+        after = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+        moves.append((after - before).norm().item())  # plain SGD with lr 1: the step is the gradient that was used
         return {"loss": loss}
 
     model = nn.Linear(3, 1)
     cfg = TrainConfig(max_steps=2, max_grad_norm=1.0, progress=False, device="cpu")
-    Trainer(model, torch.optim.SGD(model.parameters(), lr=0.0), step,
+    Trainer(model, torch.optim.SGD(model.parameters(), lr=1.0), step,
             TensorLoader(torch.randn(8, 3), torch.randn(8, 1) + 10, batch_size=4), cfg).fit()
-    assert all(n is not None and n.item() > 1.0 for n in norms)  # the pre-clip norm is returned
+    assert all(n is not None and n.item() > 100.0 for n in norms), norms  # the pre-clip norm is returned (~1e4)
+    assert moves == pytest.approx([1.0, 1.0], rel=1e-4), moves  # the gradient applied was clipped to norm 1
     assert sum(p.grad is None for p in model.parameters()) == 2  # and gradients were zeroed after the step
 
 
