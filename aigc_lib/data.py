@@ -548,6 +548,79 @@ def load_qa(name: str = "shop", root: str | os.PathLike | None = None) -> list[d
 
 
 # --------------------------------------------------------------------------------------------- splits
+def _answer_key(answer: str) -> str:
+    """An answer with case and runs of whitespace normalised: the unit that must not cross splits (notebook 05)."""
+    return " ".join(answer.lower().split())
+
+
+def qa_split(pairs: Sequence[dict[str, str]], fractions: Sequence[float] = (0.6, 0.2, 0.2),
+             seed: int = 0) -> tuple[list[dict[str, str]], list[dict[str, str]], list[dict[str, str]]]:
+    """Train/validation/test Q&A pairs split by answer, stratified by intent (notebook 05).
+
+    All pairs whose answers are equal (ignoring case and spacing) go to one split, so no test answer can be
+    recalled word for word from training. Within each intent the answers are shuffled (seeded); the first goes
+    to train, so every intent is represented there, and the rest fill the splits towards ``fractions`` of the
+    pairs. An intent with one answer sits in train only.
+    """
+    if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise ValueError(f"fractions must be three positive numbers (train, validation, test) that sum to 1, "
+                         f"got {tuple(fractions)}.")
+    groups: dict[str, dict[str, list[dict[str, str]]]] = {}  # intent -> normalised answer -> its pairs
+    for number, pair in enumerate(pairs):
+        if not all(isinstance(pair.get(k), str) for k in ("intent", "answer")):
+            raise ValueError(f"pair {number} needs text fields 'intent' and 'answer' (e.g. from load_qa), got "
+                             f"{pair!r:.80}.")
+        groups.setdefault(pair["intent"], {}).setdefault(_answer_key(pair["answer"]), []).append(pair)
+    n_answers = sum(len(g) for g in groups.values())
+    if n_answers < 2 * len(groups) or n_answers < 3:
+        raise ValueError(f"{len(pairs)} pairs hold only {n_answers} distinct answers in {len(groups)} intents: a "
+                         "split by answer needs on average at least two answers per intent (one stays in "
+                         "train); add pairs with other answers, or split by question with `split`.")
+    rng = np.random.default_rng(seed)
+    parts: tuple[list, list, list] = ([], [], [])
+    shuffled = {}
+    for intent in sorted(groups):
+        keys = sorted(groups[intent])
+        shuffled[intent] = [keys[i] for i in rng.permutation(len(keys))]
+        parts[0].extend(groups[intent][shuffled[intent][0]])  # every intent is seen in training
+    # the pairs still to place are shared out so that the totals come near `fractions` of all pairs
+    rest = len(pairs) - len(parts[0])
+    need = [max(f * len(pairs) - len(p), 0.0) for f, p in zip(fractions, parts)]
+    share = [x / sum(need) for x in need]
+    for intent in sorted(groups):
+        keys = shuffled[intent][1:]
+        size = sum(len(groups[intent][k]) for k in keys)
+        placed = [0, 0, 0]
+        for key in keys:  # to the split furthest below its share of this intent's pairs
+            k = max(range(3), key=lambda i: share[i] * size - placed[i])
+            placed[k] += len(groups[intent][key])
+            parts[k].extend(groups[intent][key])
+    if not parts[1] or not parts[2]:
+        raise ValueError(f"{n_answers} distinct answers are too few to fill validation and test by {tuple(fractions)}"
+                         f" ({rest} pairs left after one answer per intent went to train): add pairs with other "
+                         "answers.")
+    return parts
+
+
+def split_seen_answers(train: Sequence[dict[str, str]], n: int, seed: int = 0,
+                       ) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """Move ``n`` pairs out of ``train``, each a new wording of an answer that stays in train (notebook 05).
+
+    The held-out pairs measure recall of a known answer under a new question, not generalisation: at most one
+    pair per answer is taken, and only from answers with at least two pairs.
+    """
+    by_answer: dict[str, list[int]] = {}
+    for i, pair in enumerate(train):
+        by_answer.setdefault(_answer_key(pair["answer"]), []).append(i)
+    candidates = sorted(idx[-1] for idx in by_answer.values() if len(idx) >= 2)
+    if not 1 <= n <= len(candidates):
+        raise ValueError(f"n must be between 1 and {len(candidates)} (the answers in train with two or more "
+                         f"wordings), got {n}.")
+    rng = np.random.default_rng(seed)
+    chosen = {candidates[i] for i in rng.choice(len(candidates), size=n, replace=False).tolist()}
+    return ([p for i, p in enumerate(train) if i not in chosen], [p for i, p in enumerate(train) if i in chosen])
+
+
 def split_indices(n: int, fractions: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0) -> tuple[Tensor, ...]:
     """Shuffle 0..n-1 once (seeded), cut it into disjoint parts by ``fractions``, e.g. 6:2:2 (notebook 05)."""
     if len(fractions) < 1 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:

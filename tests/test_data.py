@@ -501,3 +501,74 @@ def test_qa_errors(tmp_path: Path) -> None:
     (tmp_path / "qa" / "partial_qa.jsonl").write_text(json.dumps({**good, "answer": ""}) + "\n")
     with pytest.raises(ValueError, match=r"partial_qa\.jsonl, line 1: need non-empty text fields"):
         load_qa("partial", root=tmp_path)
+
+
+def _answers(pairs) -> set[str]:
+    return {" ".join(p["answer"].lower().split()) for p in pairs}
+
+
+def test_qa_split_keeps_every_answer_in_one_split_on_the_shop_set() -> None:
+    pairs = load_qa("shop")
+    train, val, test = data.qa_split(pairs, seed=0)
+    assert sorted(p["id"] for p in train + val + test) == sorted(p["id"] for p in pairs)  # a partition
+    assert not (_answers(train) & _answers(val) or _answers(train) & _answers(test) or _answers(val) & _answers(test))
+    for part, fraction in zip((train, val, test), (0.6, 0.2, 0.2)):
+        assert abs(len(part) / len(pairs) - fraction) < 0.05, [len(p) for p in (train, val, test)]
+    intents = {p["intent"] for p in pairs}
+    assert {p["intent"] for p in train} == intents  # every intent is seen in training
+    assert len({p["intent"] for p in test}) >= 15 and len(test) >= 100  # enough unseen answers to score
+    # the leak it fixes: a random split puts most test answers, word for word, into training
+    random_train, _, random_test = split(pairs, (0.6, 0.2, 0.2), seed=0)
+    leaked = sum(a in _answers(random_train) for a in (" ".join(p["answer"].lower().split()) for p in random_test))
+    assert leaked > 0.5 * len(random_test), leaked
+
+
+def test_qa_split_is_deterministic_per_seed() -> None:
+    pairs = load_qa("shop")
+    ids = [[[p["id"] for p in part] for part in data.qa_split(pairs, seed=s)] for s in (0, 0, 1)]
+    assert ids[0] == ids[1] and ids[0] != ids[2]
+
+
+def test_qa_split_groups_answers_that_differ_only_in_case_and_spacing() -> None:
+    pairs = []
+    for intent in ("hours", "shipping", "returns"):
+        for g in range(6):
+            answer = f"Answer {g} of the {intent} intent."
+            variants = (answer, answer.upper(), "  " + answer.replace(" ", "   ") + "\n", answer.lower())
+            pairs += [{"id": f"{intent}-{g}-{v}", "intent": intent, "question": f"q {intent} {g} {v}", "answer": a}
+                      for v, a in enumerate(variants)]
+    pairs.append({"id": "alone", "intent": "greeting", "question": "hi", "answer": "Hello!"})
+    train, val, test = data.qa_split(pairs, seed=3)
+    where = {}
+    for name, part in (("train", train), ("val", val), ("test", test)):
+        for p in part:
+            where.setdefault(" ".join(p["answer"].lower().split()), set()).add(name)
+    assert len(where) == 19 and all(len(names) == 1 for names in where.values()), where
+    assert all(len(part) % 4 == 0 for part in (val, test)) and val and test  # variants travel together
+    assert {p["intent"] for p in test} <= {p["intent"] for p in train}
+    assert next(p for p in pairs if p["id"] == "alone") in train  # an intent with one answer: train only
+
+
+def test_qa_split_errors() -> None:
+    pairs = load_qa("shop")
+    for bad in ((0.8, 0.2), (0.6, 0.3, 0.2), (0.6, 0.4, 0.0), (1.2, -0.1, -0.1)):
+        with pytest.raises(ValueError, match="three positive numbers"):
+            data.qa_split(pairs, bad)
+    same = [{"id": str(i), "intent": "x", "question": f"q{i}", "answer": "Same." if i % 2 else "SAME. "}
+            for i in range(50)]
+    with pytest.raises(ValueError, match="only 1 distinct answers"):
+        data.qa_split(same)
+    with pytest.raises(ValueError, match="'intent' and 'answer'"):
+        data.qa_split([{"question": "q", "answer": "a"}] * 5)
+
+
+def test_split_seen_answers_holds_out_new_wordings_of_answers_kept_in_train() -> None:
+    train, _, test = data.qa_split(load_qa("shop"), seed=0)
+    rest, seen = data.split_seen_answers(train, 40, seed=0)
+    assert len(rest) + len(seen) == len(train) and len(seen) == 40
+    assert not {p["id"] for p in seen} & {p["id"] for p in rest}
+    assert _answers(seen) <= _answers(rest)  # every held-out answer is still in training: recall, not generalisation
+    assert not _answers(test) & (_answers(rest) | _answers(seen))  # the unseen test shares no answer with either
+    assert [p["id"] for p in data.split_seen_answers(train, 40, seed=0)[1]] == [p["id"] for p in seen]
+    with pytest.raises(ValueError, match="n must be between 1 and"):
+        data.split_seen_answers(train, 10_000)

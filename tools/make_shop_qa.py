@@ -1,10 +1,15 @@
-"""Write data/qa/shop_qa.jsonl, the customer-service Q&A set of notebook 12: `python tools/make_shop_qa.py`.
+"""Write data/qa/shop_qa.jsonl, the customer-service Q&A set of notebooks 05 and 06: `python tools/make_shop_qa.py`.
 
 Willow & Kiln is a fictional tea-and-ceramics shop at 14 Orchard Lane, Riverton (a made-up town). Its policies
 below are fixed; each intent pairs several question paraphrases with one answer template, and the slots
 (cities, products, teas, order numbers, ...) fill both, so every answer follows from the policies and a small
 language model fine-tuned on part of the set can learn to answer the rest. A seeded `random.Random` makes
 every choice: the same seed writes the same file, byte for byte. The text is the project's own (MIT / CC0).
+
+Many intents have one fixed answer; the slot-filled ones give many *different* answers to one answer pattern
+(other order numbers, dates, cities, products, prices, names). An honest test set holds answers that never
+occur in training (`aigc_lib.data.qa_split` splits by answer), and the slot-filled intents are what fill it:
+the model has seen the pattern, never these facts.
 """
 from __future__ import annotations
 
@@ -122,6 +127,20 @@ CODES = {
 }
 CODE_SLOTS = [{"code": code, "reason": reason} for code, reason in CODES.items()]
 ORDER_SLOTS = [{"order": f"WK-{n}"} for n in random.Random(2024).sample(range(10000, 100000), 200)]
+_rng = random.Random(2025)  # a second stream, so the order numbers above stay as they were
+DATES = [f"{month} {day}" for month in ("March", "April", "May", "June", "September", "October")
+         for day in (2, 5, 9, 12, 16, 19, 23, 27)]
+DELIVERY_SLOTS = [{"order": f"WK-{n}", "date": _rng.choice(DATES), **_rng.choice(CITIES)}
+                  for n in _rng.sample(range(10000, 100000), 60)]
+PICKUP_SLOTS = [{"order": f"WK-{n}"} for n in _rng.sample(range(10000, 100000), 40)]
+PRICES = {"stoneware mug": "$24", "porcelain teacup set": "$68", "matcha bowl": "$42", "clay teapot": "$55",
+          "glass teapot": "$36", "cast-iron teapot": "$79", "electric kettle": "$95", "tea canister": "$18",
+          "bamboo tea tray": "$48", "matcha whisk": "$16", "tea strainer": "$9", "travel tea flask": "$32"}
+PRICE_SLOTS = [{"product": product, "price": price} for product, price in PRICES.items()]
+NAMES = ("Ana", "Ben", "Chloe", "Dev", "Elif", "Farah", "Grace", "Hugo", "Iris", "Jonah", "Kai", "Lena", "Mateo",
+         "Nora", "Omar", "Priya", "Quinn", "Rosa", "Sam", "Tariq", "Uma", "Vera", "Wen", "Yusuf", "Zoe")
+ENGRAVE_SLOTS = [{"name": name, "item": _rng.choice(("stoneware mug", "matcha bowl", "clay teapot",
+                                                     "tea canister"))} for name in NAMES]
 COUNTRY_SLOTS = [{"country": c} for c in ("Canada", "the UK", "France", "Germany", "Japan", "Australia",
                                           "Mexico", "Ireland")]
 NO_SLOTS = ({},)
@@ -468,6 +487,37 @@ INTENTS = (
         "Could you help me reset my account password, please?",
     ), "Click 'Forgot password' on the sign-in page and we'll email you a reset link. If it doesn't arrive "
        "within a few minutes, check your spam folder or write to " + EMAIL + "."),
+    Intent("delivery_date", (
+        "I placed order {order} on {date}. When will it get to {city}?",
+        "Order {order} was placed on {date}; when should it arrive in {city}?",
+        "I ordered on {date} (order {order}). How long until it reaches {city}?",
+        "when will order {order} from {date} arrive in {city}",
+        "Could you tell me when order {order}, placed {date}, will be delivered to {city}?",
+    ), "Order {order}, placed on {date}, should reach {city} in {days} after it leaves our studio. We'll email "
+       "you a tracking link on the day it ships.", DELIVERY_SLOTS, 44),
+    Intent("store_pickup", (
+        "Can I collect order {order} from your shop?",
+        "I'd like to pick up order {order} in person.",
+        "Is it possible to pick up {order} instead of having it shipped?",
+        "pick up order {order} in store?",
+        "Could I come by the shop to collect order {order}, please?",
+    ), "Yes, order {order} can be collected for free from our Riverton shop at 14 Orchard Lane. Wait for the "
+       "email saying it's ready, then bring the order number with you.", PICKUP_SLOTS, 30),
+    Intent("product_price", (
+        "How much is the {product}?",
+        "What does the {product} cost?",
+        "What's the price of your {product}?",
+        "price of the {product}?",
+        "Could you tell me how much the {product} costs, please?",
+    ), "The {product} costs {price}. Orders over $50 ship free within the US.", PRICE_SLOTS, 24),
+    Intent("engraving", (
+        "Can you engrave the name {name} on a {item}?",
+        "I'd like a {item} with {name} engraved on it. Is that possible?",
+        "Do you personalise the {item}? I'd like it to say {name}.",
+        "engrave {name} on a {item}?",
+        "Could you put the name {name} on a {item} for me, please?",
+    ), "Yes, we can engrave \"{name}\" on the {item} for $8. Engraved pieces leave our studio 2 business days "
+       "later and can only be returned if they are faulty.", ENGRAVE_SLOTS, 30),
 )
 
 OPENERS = ("",) * 6 + ("Hi, ", "Hello, ", "Hi there! ", "Hey, ", "Good morning, ", "Quick question: ")
