@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from aigc_lib import runtime
+from aigc_lib import runtime, storage
+from aigc_lib.shapes import COLORS, POSITIONS, SHAPES, draw_shapes, shape_caption
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -225,58 +226,6 @@ def load_digits(n: int = 6000, size: int = 28, source: str = "auto", seed: int =
 
 
 # --------------------------------------------------------------------------------------------- shapes
-COLORS: dict[str, tuple[int, int, int]] = {
-    "red": (230, 40, 40), "green": (40, 190, 60), "blue": (50, 100, 245),
-    "yellow": (240, 220, 40), "purple": (165, 60, 225), "orange": (250, 140, 20),
-}
-SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "star", "cross")
-POSITIONS: dict[str, str] = {  # a 3x3 grid in row-major order -> the phrase captions use
-    "top left": "at the top left", "top": "at the top", "top right": "at the top right",
-    "left": "on the left", "center": "in the center", "right": "on the right",
-    "bottom left": "at the bottom left", "bottom": "at the bottom", "bottom right": "at the bottom right",
-}
-
-
-def shape_caption(color: str, shape: str, position: str) -> str:
-    """The caption make_shapes writes, e.g. 'a red circle at the top left' (notebook 08)."""
-    return f"{'an' if color[0] in 'aeiou' else 'a'} {color} {shape} {POSITIONS[position]}"
-
-
-def _box(ax: Tensor, ay: Tensor, half_w: float, half_h: float) -> Tensor:
-    qx, qy = ax - half_w, ay - half_h
-    return torch.hypot(qx.clamp(min=0), qy.clamp(min=0)) + torch.maximum(qx, qy).clamp(max=0)
-
-
-def _star(x: Tensor, y: Tensor, inner: float = 0.45) -> Tensor:
-    """Exact distance to a 5-pointed star, tip up (Inigo Quilez's sdStar5, with y pointing down)."""
-    k1x, k1y = 0.809016994375, -0.587785252292
-    px, py = x.abs(), -y
-    for kx in (k1x, -k1x):  # fold the plane into one tenth of the star
-        d = 2 * (kx * px + k1y * py).clamp(min=0)
-        px, py = px - d * kx, py - d * k1y
-    px, py = px.abs(), py - 1
-    bax, bay = -inner * k1y, inner * k1x - 1
-    h = ((px * bax + py * bay) / (bax**2 + bay**2)).clamp(0, 1)
-    return torch.hypot(px - bax * h, py - bay * h) * torch.sign(py * bax - px * bay)
-
-
-def _shape_sdf(shape: str, x: Tensor, y: Tensor) -> Tensor:
-    """Signed distance to the shape's edge in units of its radius (negative inside); y points down."""
-    ax, ay = x.abs(), y.abs()
-    if shape == "circle":
-        return torch.hypot(x, y) - 0.9
-    if shape == "square":
-        return _box(ax, ay, 0.8, 0.8)
-    if shape == "diamond":
-        return (ax + ay - 1) / math.sqrt(2)
-    if shape == "cross":
-        return torch.minimum(_box(ax, ay, 1, 0.3), _box(ax, ay, 0.3, 1))
-    if shape == "triangle":  # equilateral, apex up: the largest of the three edges' signed distances
-        y = y - 0.2
-        return torch.maximum(y - 0.6, 0.866 * ax - 0.5 * y - 0.6)
-    return _star(x / 1.1, y / 1.1 - 0.05) * 1.1
-
-
 def _pick(kind: str, chosen: Sequence[str] | None, valid: Sequence[str]) -> list[str]:
     chosen = list(valid) if chosen is None else list(chosen)
     unknown = [c for c in chosen if c not in valid]
@@ -288,7 +237,7 @@ def _pick(kind: str, chosen: Sequence[str] | None, valid: Sequence[str]) -> list
 def make_shapes(n: int = 10000, size: int = 32, colors: Sequence[str] | None = None,
                 shapes: Sequence[str] | None = None, positions: Sequence[str] | None = None,
                 seed: int = 0) -> ImageData:
-    """Captioned coloured shapes on black (notebook 08).
+    """Captioned coloured shapes on black, drawn by :func:`aigc_lib.shapes.draw_shapes` (notebook 08).
 
     ``colors``/``shapes``/``positions`` pick subsets; ``labels`` index the chosen ``shapes`` (= ``classes``),
     while ``attributes`` always index the full COLORS, SHAPES and POSITIONS: the same in every subset.
@@ -302,21 +251,8 @@ def make_shapes(n: int = 10000, size: int = 32, colors: Sequence[str] | None = N
     where = torch.tensor([list(POSITIONS).index(p) for p in positions])
     where = where[torch.randint(len(positions), (n,), generator=g)]
     jitter = torch.rand(n, 3, generator=g) * 2 - 1
-    cell = size / 3
-    radius = cell * 0.42 * (1 + 0.1 * jitter[:, 0])  # (N,) in pixels
-    cx = ((where % 3).float() + 0.5 + 0.06 * jitter[:, 1]) * cell  # (N,) centre, pixels
-    cy = ((where // 3).float() + 0.5 + 0.06 * jitter[:, 2]) * cell
-    palette = torch.tensor(list(COLORS.values()), dtype=torch.float32) / 255  # (colours, 3)
-    u = torch.arange(size) + 0.5  # pixel centres
-    images = torch.zeros(n, 3, size, size)
-    for k, shape in enumerate(shapes):
-        idx = (labels == k).nonzero().squeeze(1)
-        r = radius[idx, None, None]  # (n_k, 1, 1)
-        x = (u - cx[idx, None]).unsqueeze(1) / r  # (n_k, 1, S)
-        y = (u - cy[idx, None]).unsqueeze(2) / r  # (n_k, S, 1)
-        coverage = (0.5 - _shape_sdf(shape, x, y) * r).clamp(0, 1)  # (n_k, S, S), a 1-pixel anti-aliased edge
-        images[idx] = coverage[:, None] * palette[color[idx], :, None, None]
     shape_ids = torch.tensor([SHAPES.index(s) for s in shapes])[labels]
+    images = draw_shapes(shape_ids, color, where, jitter, size)  # (N, 3, size, size) in [0, 1]
     captions = [shape_caption(list(COLORS)[c], SHAPES[s], list(POSITIONS)[p])
                 for c, s, p in zip(color.tolist(), shape_ids.tolist(), where.tolist())]
     return ImageData(images * 2 - 1, labels, shapes, "shapes", captions,
@@ -397,14 +333,12 @@ def text_corpora(root: str | os.PathLike | None = None) -> list[str]:
 
 
 def _download(url: str, dest: Path, timeout: float = 30) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_suffix(".part")
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
-            part.write_bytes(response.read())
+            payload = response.read()
     except OSError as error:
         raise DatasetUnavailableError(f"could not download {url} ({error}).") from error
-    os.replace(part, dest)  # never leave a half-written corpus in the cache
+    storage.atomic_write(dest, payload)  # never leave a half-written corpus in the cache
 
 
 def _doc_nodes(node: ast.AST) -> Iterator[ast.AST]:
@@ -453,11 +387,8 @@ def _stdlib_docs(cache: Path, rebuild: bool = False) -> tuple[str, str]:
         raise FileNotFoundError(f"no docstrings found under {stdlib}: this Python was installed without the "
                                 "sources of its standard library; use another corpus, e.g. 'fables'.")
     text = "\n\n".join(docs) + "\n"
-    cache.mkdir(parents=True, exist_ok=True)
-    part = path.with_suffix(".part")
-    part.write_text(json.dumps({"python": python, "stdlib": str(stdlib), "docstrings": len(docs),
-                                "text": text}), encoding="utf-8")
-    os.replace(part, path)
+    storage.atomic_write(path, json.dumps({"python": python, "stdlib": str(stdlib), "docstrings": len(docs),
+                                           "text": text}))
     return text, (f"built from {len(docs):,} docstrings in {stdlib} ({python}) in "
                   f"{time.perf_counter() - start:.1f} s, cached in {path}")
 

@@ -200,7 +200,7 @@ def test_prompt_accuracy_of_a_multi_head_judge_on_shapes():
 def test_inception_fid_offline_says_what_to_do_instead(monkeypatch, tmp_path):
     monkeypatch.setenv("AIGC_OFFLINE", "1")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty torch hub cache: no Inception weights here
-    metrics._inception.cache_clear()
+    metrics.image._inception.cache_clear()
     images = torch.zeros(4, 1, 28, 28)
     with pytest.raises(ModelNotAvailableError, match="FID needs the Inception weights.*FD-digits"):
         inception_fd(images, images)
