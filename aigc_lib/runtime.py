@@ -11,19 +11,30 @@ import platform
 import random
 import socket
 import time
+import urllib.error
+import urllib.request
+import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import numpy as np
 import torch
+
+from aigc_lib.storage import atomic_write
 
 PROFILES = ("smoke", "quick", "full")
 PROFILE_ENV = "AIGC_PROFILE"
 DEVICE_ENV = "AIGC_DEVICE"
 OFFLINE_ENVS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "AIGC_OFFLINE")
 STEPS_SCALE_ENV = "AIGC_STEPS_SCALE"  # `make rehearse`: full sizes, step and sample counts scaled down
+EMULATE_ENV = "AIGC_EMULATE"  # "t4": behave like Colab's free GPU (no bf16, 15 GiB) to catch its bugs elsewhere
+T4_MEMORY_BYTES = 15 * 2**30  # what a T4 (16 GB card) leaves to PyTorch on Colab: about 15 GiB
+HF_ENDPOINT_ENV = "HF_ENDPOINT"  # the hub's address; a mirror such as https://hf-mirror.com replaces it
+DEFAULT_HF_ENDPOINT = "https://huggingface.co"
+PROXY_ENVS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 T = TypeVar("T")
 
 
@@ -74,16 +85,49 @@ class Precision:
         return {"no": "fp32"}.get(self.name, self.name) + (" + GradScaler" if self.grad_scaler else "")
 
 
+def emulated_gpu() -> str | None:
+    """``"t4"`` when ``$AIGC_EMULATE=t4`` asks the runtime to behave like Colab's free T4, else None."""
+    value = os.environ.get(EMULATE_ENV, "").strip().lower()
+    if value in ("", "none", "0"):
+        return None
+    if value != "t4":
+        raise ValueError(f"${EMULATE_ENV}={value!r}: the only GPU the course emulates is 't4'; unset it otherwise.")
+    return value
+
+
+def cpu_autocast_supports(dtype: torch.dtype) -> bool:
+    """Whether this torch runs CPU autocast in ``dtype`` (bf16 for years; fp16 since about torch 2.4)."""
+    if dtype not in _cpu_autocast_cache:
+        with warnings.catch_warnings():  # an unsupported dtype warns and disables autocast: that is the answer
+            warnings.simplefilter("ignore")
+            with torch.autocast("cpu", dtype=dtype):
+                _cpu_autocast_cache[dtype] = torch.is_autocast_enabled("cpu")
+    return _cpu_autocast_cache[dtype]
+
+
+_cpu_autocast_cache: dict[torch.dtype, bool] = {}
+
+
 def precision_for(device: torch.device, prefer: str | None = None) -> Precision:
-    """bf16 where the GPU supports it (Ampere+), fp16 + GradScaler on older GPUs (T4), fp32 on CPU/MPS."""
+    """bf16 where the GPU supports it (Ampere+), fp16 + GradScaler on older GPUs (T4), fp32 on CPU/MPS.
+
+    Under ``$AIGC_EMULATE=t4`` there is no bf16: ``auto`` is fp16 + GradScaler on any device (CPU included,
+    where torch's CPU autocast runs fp16), so the Colab path runs wherever the course is rehearsed."""
+    t4 = emulated_gpu() == "t4"
     if prefer not in (None, "auto"):
         table = {"no": torch.float32, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
         if prefer not in table:
             raise ValueError(f"unknown precision {prefer!r}: use 'auto', 'fp32', 'bf16' or 'fp16'.")
-        if device.type == "cpu" and prefer == "fp16":
-            raise ValueError("fp16 autocast is a GPU feature; on the CPU use 'fp32' or 'bf16'.")
         name = "no" if prefer in ("no", "fp32") else prefer
+        if t4 and name == "bf16":
+            raise ValueError(f"precision 'bf16' was asked for, but ${EMULATE_ENV}=t4 emulates a T4, which has no "
+                             "bf16: use precision='auto' (fp16 + GradScaler there) or unset the emulation.")
+        if device.type == "cpu" and name != "no" and not cpu_autocast_supports(table[prefer]):
+            raise ValueError(f"this torch ({torch.__version__}) has no {name} autocast on the CPU: use 'fp32', "
+                             "or a newer torch (CPU fp16 autocast arrived around 2.4).")
         return Precision(name, table[prefer], grad_scaler=(name == "fp16"))
+    if t4:
+        return Precision("fp16", torch.float16, grad_scaler=True)
     if device.type == "cuda":
         if torch.cuda.is_bf16_supported(including_emulation=False):
             return Precision("bf16", torch.bfloat16, grad_scaler=False)
@@ -162,20 +206,68 @@ def resolve_profile(requested: str | None = None, device: torch.device | None = 
 
 
 # --------------------------------------------------------------------------------------------- online
-_online_cache: dict[str, bool] = {}
+_online_cache: dict[tuple[str, str], bool] = {}
 
 
-def is_online(host: str = "huggingface.co", timeout: float = 1.5) -> bool:
-    """True when the Hugging Face hub can be reached; ``HF_HUB_OFFLINE=1`` (or AIGC_OFFLINE=1) forces False."""
+def hub_endpoint() -> str:
+    """The hub's address: ``$HF_ENDPOINT`` (a mirror, e.g. https://hf-mirror.com) or https://huggingface.co."""
+    endpoint = os.environ.get(HF_ENDPOINT_ENV, "").strip().rstrip("/") or DEFAULT_HF_ENDPOINT
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"${HF_ENDPOINT_ENV}={endpoint!r} is not an http(s) address: "
+                         "use e.g. https://huggingface.co or https://hf-mirror.com.")
+    return endpoint
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy that requests to ``url`` go through (HTTPS_PROXY/https_proxy/ALL_PROXY, minus NO_PROXY)."""
+    parts = urlsplit(url)
+    if urllib.request.proxy_bypass(parts.hostname or ""):  # reads NO_PROXY / no_proxy
+        return None
+    names = PROXY_ENVS if parts.scheme == "https" else ("HTTP_PROXY", "http_proxy", *PROXY_ENVS[2:])
+    return next((os.environ[n].strip() for n in names if os.environ.get(n, "").strip()), None)
+
+
+def is_online(endpoint: str | None = None, timeout: float = 1.5) -> bool:
+    """True when the hub (``$HF_ENDPOINT`` or huggingface.co) answers; ``HF_HUB_OFFLINE=1`` forces False.
+
+    Without a proxy this opens a TCP connection to the hub's host; with one (``HTTPS_PROXY``, ``ALL_PROXY``)
+    it sends a HEAD request through the proxy, since a proxied machine often cannot reach the hub directly.
+    """
     if any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on") for name in OFFLINE_ENVS):
         return False
-    if host not in _online_cache:
+    endpoint = (endpoint or hub_endpoint()).rstrip("/")
+    proxy = proxy_for(endpoint)
+    key = (endpoint, proxy or "")
+    if key not in _online_cache:
+        _online_cache[key] = _reachable(endpoint, proxy, timeout)
+    return _online_cache[key]
+
+
+def _reachable(endpoint: str, proxy: str | None, timeout: float) -> bool:
+    parts = urlsplit(endpoint)
+    if proxy is None:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
-            with socket.create_connection((host, 443), timeout=timeout):
-                _online_cache[host] = True
+            with socket.create_connection((parts.hostname, port), timeout=timeout):
+                return True
         except OSError:
-            _online_cache[host] = False
-    return _online_cache[host]
+            return False
+    proxy_parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    if proxy_parts.scheme not in ("http", "https"):  # socks5://...: urllib cannot speak it, check the proxy is up
+        try:
+            with socket.create_connection((proxy_parts.hostname, proxy_parts.port or 1080), timeout=timeout):
+                return True
+        except OSError:
+            return False
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({parts.scheme: proxy_parts.geturl()}))
+    try:
+        with opener.open(urllib.request.Request(endpoint + "/", method="HEAD"), timeout=timeout) as response:
+            return response.status < 400
+    except urllib.error.HTTPError as exc:  # the hub answered; 405: it does not take HEAD there, still up.
+        return exc.code == 405  # 403/407/5xx usually come from the proxy itself refusing or failing
+    except (OSError, ValueError):  # URLError (a subclass), refused tunnel, timeout
+        return False
 
 
 def is_headless() -> bool:
@@ -212,6 +304,10 @@ def environment_report(device: torch.device | None = None, profile: Profile | No
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "precision": str(precision_for(device)),
         "profile": str(profile or resolve_profile(device=device)),
+        "emulate": _emulation_text(device),
+        "steps_scale": steps_scale(),
+        "hf_endpoint": hub_endpoint(),
+        "proxy": proxy_for(hub_endpoint()) or "none",
         "online": is_online(),
         "hf_home": os.environ.get("HF_HOME", str(Path.home() / ".cache" / "huggingface")),
     }
@@ -222,6 +318,34 @@ def environment_report(device: torch.device | None = None, profile: Profile | No
     for package in ("torchvision", "transformers", "diffusers", "accelerate", "peft"):
         report[package] = _version(package)
     return report
+
+
+def _emulation_text(device: torch.device) -> str:
+    if emulated_gpu() != "t4":
+        return "none"
+    memory = f", memory capped at {T4_MEMORY_BYTES / 2**30:.0f} GiB" if device.type == "cuda" else ""
+    return f"t4 (${EMULATE_ENV}: no bf16, fp16 + GradScaler{memory})"
+
+
+def apply_emulation(device: torch.device) -> float | None:
+    """Under ``$AIGC_EMULATE=t4`` on CUDA, cap this process's GPU memory at a T4's 15 GiB (once per device).
+
+    Returns the fraction of the device's memory allowed, or None when nothing is capped."""
+    if emulated_gpu() != "t4" or device.type != "cuda":
+        return None
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if index in _memory_capped:
+        return _memory_capped[index]
+    total = torch.cuda.get_device_properties(index).total_memory
+    fraction = min(1.0, T4_MEMORY_BYTES / total)
+    torch.cuda.set_per_process_memory_fraction(fraction, index)
+    _memory_capped[index] = fraction
+    print(f"[aigc] emulating a T4: cuda:{index} memory capped at {T4_MEMORY_BYTES / 2**30:.0f} GiB "
+          f"({fraction:.3f} of {total / 2**30:.1f} GiB), no bf16")
+    return fraction
+
+
+_memory_capped: dict[int, float] = {}
 
 
 def describe(device: torch.device | None = None, profile: Profile | None = None) -> dict[str, Any]:
@@ -263,14 +387,14 @@ class Run:
             "device": str(self.device),
             "precision": self.precision.name,
             "online": self.online,
+            "emulate": emulated_gpu() or "none",
+            "steps_scale": steps_scale(),
             "seconds": round(time.perf_counter() - self.started, 2),
             **results,
         }
-        path = self.dir / "results.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(payload, indent=2, default=_to_jsonable))
-        os.replace(tmp, path)
-        return path
+        if self.device.type == "cuda":  # `make rehearse` reports it: the full profiles must fit a T4
+            payload["cuda_peak_memory_gib"] = round(torch.cuda.max_memory_allocated(self.device) / 2**30, 3)
+        return atomic_write(self.dir / "results.json", json.dumps(payload, indent=2, default=_to_jsonable))
 
 
 def _to_jsonable(value: Any) -> Any:
@@ -297,11 +421,14 @@ def start_run(
     seed_everything(seed, deterministic)
     folder = Path(run_dir) if run_dir else Path(os.environ.get("AIGC_RUNS_DIR", "runs")) / name
     folder.mkdir(parents=True, exist_ok=True)
+    apply_emulation(dev)
     run = Run(name, prof, dev, precision_for(dev), seed, folder, is_online())
     if is_headless():
         os.environ["AIGC_FIGURES_DIR"] = str(run.figures_dir)
+    scale = steps_scale()
     print(
-        f"[aigc] {name}: profile {prof}, device {dev} ({run.precision}), seed {seed}, "
+        f"[aigc] {name}: profile {prof}{f' (step counts x{scale:g})' if scale != 1 else ''}, "
+        f"device {dev} ({run.precision}{', emulating a T4' if emulated_gpu() else ''}), seed {seed}, "
         f"{'online' if run.online else 'offline'}, outputs in {folder}"
     )
     return run

@@ -1,6 +1,8 @@
 """One training loop for every model in the course, built on Hugging Face Accelerate.
 
-The loop in :meth:`Trainer.fit` is short and plain. Topic math (a GAN's two updates, a language model's
+The loop in :meth:`Trainer.fit` is short and plain. Accelerate places models and data and runs multi-GPU;
+precision is the trainer's own, one code path as in nanoGPT: ``torch.autocast`` (bf16 or fp16, off in fp32)
+around the step and a ``GradScaler(enabled=fp16)``, so fp16 + loss scaling (a T4) also runs on a CPU. Topic math (a GAN's two updates, a language model's
 loss, a diffusion model's noise prediction) lives in a *step function* ``step_fn(trainer, batch) -> metrics``
 that calls ``trainer.backward(loss)`` and ``trainer.optimizer_step(name)`` itself, so a step with two models
 and two optimizers is as natural as a step with one. Extras are small hooks run in list order.
@@ -8,7 +10,9 @@ Derived in notebook 00 ("the training loop"); every later chapter calls it.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import importlib.util
 import math
 import os
 import random
@@ -22,11 +26,12 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, PartialState
-from accelerate.utils import send_to_device
+from accelerate.utils import gather_object, send_to_device
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from aigc_lib.runtime import pick_device, precision_for
+from aigc_lib.runtime import Precision, pick_device, precision_for, scaled_count, steps_scale
+from aigc_lib.storage import atomic_dir, atomic_write
 
 StepFn = Callable[["Trainer", Any], Mapping[str, Any]]
 EvalFn = Callable[["Trainer"], Mapping[str, Any]]
@@ -56,6 +61,9 @@ class TrainConfig:
     trackers: tuple[str, ...] = ()  # ("tensorboard",) or ("tensorboard", "wandb"); off in tests
     project_dir: str | None = None  # where trackers write; default: checkpoint_dir or "runs/logs"
     progress: bool = True  # tqdm.auto progress bar with live metrics
+    # True: max_steps is multiplied by $AIGC_STEPS_SCALE (`make rehearse`). For library recipes only: a notebook
+    # scales its counts with run.profile.count(...) and leaves this False, so no count is scaled twice.
+    scale_steps: bool = False
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "grad_accum_steps", "log_every", "keep_checkpoints"):
@@ -74,7 +82,13 @@ class TrainConfig:
 
 # ----------------------------------------------------------------------------------------------- hooks
 class Hook:
-    """Base class for trainer extras. Override what you need; hooks run in list order."""
+    """Base class for trainer extras. Override what you need; hooks run in list order.
+
+    A hook's state is saved in checkpoints under its ``name`` (default: the class name), so hooks with state
+    need distinct names: ``EMA("G", name="ema_G")`` beside ``EMA("D", name="ema_D")``.
+    """
+
+    name: str = ""
 
     def on_attach(self, trainer: Trainer) -> None: ...
     def on_fit_start(self, trainer: Trainer) -> None: ...
@@ -94,7 +108,7 @@ class ProgressBar(Hook):
     def on_fit_start(self, trainer: Trainer) -> None:
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=trainer.config.max_steps, initial=trainer.step, desc="train",
+        self.bar = tqdm(total=trainer.max_steps, initial=trainer.step, desc="train",
                         disable=not trainer.accelerator.is_main_process, dynamic_ncols=True)
 
     def on_step_end(self, trainer: Trainer) -> None:
@@ -111,7 +125,8 @@ class EarlyStopping(Hook):
     """Stop when an evaluation metric has not improved for ``patience`` evaluations; restore the best weights."""
 
     def __init__(self, metric: str = "val_loss", patience: int = 3, mode: str = "min",
-                 min_delta: float = 0.0, restore_best: bool = True) -> None:
+                 min_delta: float = 0.0, restore_best: bool = True, name: str = "EarlyStopping") -> None:
+        self.name = name
         if mode not in ("min", "max"):
             raise ValueError(f"EarlyStopping mode must be 'min' or 'max', got {mode!r}.")
         self.metric, self.patience, self.mode = metric, patience, mode
@@ -159,8 +174,8 @@ class EarlyStopping(Hook):
 class EMA(Hook):
     """Exponential moving average of a model's weights: ``w_ema <- decay * w_ema + (1 - decay) * w``."""
 
-    def __init__(self, model: str = "model", decay: float = 0.999, warmup: bool = True) -> None:
-        self.model_name, self.decay, self.warmup = model, decay, warmup
+    def __init__(self, model: str = "model", decay: float = 0.999, warmup: bool = True, name: str = "EMA") -> None:
+        self.model_name, self.decay, self.warmup, self.name = model, decay, warmup, name
         self.model: nn.Module | None = None  # the averaged copy; use it for sampling and evaluation
         self.updates = 0
 
@@ -224,8 +239,14 @@ class Trainer:
         self.schedulers = dict(schedulers or {})
         self.step_fn, self.eval_fn, self.data = step_fn, eval_fn, data
         self.hooks: list[Hook] = ([ProgressBar()] if config.progress else []) + list(hooks)
-        self.accelerator = _make_accelerator(config)
+        self._hook_states = _keyed_by_name(self.hooks)
+        device = pick_device(config.device)  # raises a clear error for 'cuda' on a machine without one
+        self.precision: Precision = precision_for(device, config.precision)
+        self.accelerator = _make_accelerator(config, device)
         self.device = self.accelerator.device
+        # fp16 loss scaling: the loss is multiplied by S before backward so small gradients survive in fp16;
+        # the optimizer step divides by S, and is skipped (S halved) when a gradient overflowed to inf/NaN.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.grad_scaler)
         if config.channels_last:
             for model in self.raw_models.values():
                 model.to(memory_format=torch.channels_last)
@@ -252,9 +273,14 @@ class Trainer:
             raise AttributeError(f"this trainer has several models {sorted(self.models)}: use trainer.models[name].")
         return next(iter(self.models.values()))
 
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The forward-pass precision: ``torch.autocast`` in bf16 or fp16, a no-op in fp32 (notebook 03)."""
+        return torch.autocast(self.device.type, dtype=self.precision.dtype, enabled=self.precision.name != "no")
+
     def backward(self, loss: torch.Tensor) -> None:
-        """``loss.backward()`` with loss scaling (fp16) and division by ``grad_accum_steps``."""
-        self.accelerator.backward(loss)
+        """``loss.backward()`` outside autocast, with loss scaling (fp16) and division by ``grad_accum_steps``."""
+        with torch.autocast(self.device.type, enabled=False):
+            self.accelerator.backward(self.scaler.scale(loss))
 
     def optimizer_step(self, name: str | None = None) -> torch.Tensor | None:
         """Clip, step and zero the gradients of one optimizer (and step its scheduler); returns the grad norm."""
@@ -266,10 +292,11 @@ class Trainer:
         grad_norm = None
         if self.accelerator.sync_gradients:  # False on the first grad_accum_steps - 1 micro-batches
             if self.config.max_grad_norm is not None:
-                self.accelerator.unscale_gradients(optimizer)
+                self.scaler.unscale_(optimizer)  # clip the true gradients, not the loss-scaled ones
                 params = [p for group in optimizer.param_groups for p in group["params"]]
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
-            optimizer.step()
+                grad_norm = self.accelerator.clip_grad_norm_(params, self.config.max_grad_norm)
+            self.scaler.step(optimizer)  # optimizer.step(), unless fp16 gradients overflowed
+            self.scaler.update()
             if name in self.schedulers:
                 self.schedulers[name].step()
         optimizer.zero_grad(set_to_none=True)  # a no-op inside an accumulation window
@@ -288,6 +315,10 @@ class Trainer:
         """Train until ``max_steps`` (or early stopping). A fresh trainer first resumes from the latest checkpoint;
         calling ``fit`` again (e.g. after raising ``max_steps``) continues from where this trainer is."""
         cfg = self.config
+        max_steps = self.max_steps
+        if max_steps != cfg.max_steps:
+            self.print(f"[aigc.train] rehearsal: {cfg.max_steps} steps x $AIGC_STEPS_SCALE {steps_scale():g} "
+                       f"= {max_steps} steps")
         fresh = self.step == 0
         if fresh and cfg.resume and cfg.checkpoint_dir and (ckpt := latest_checkpoint(cfg.checkpoint_dir)):
             self.load_checkpoint(ckpt)
@@ -297,17 +328,17 @@ class Trainer:
             model.train()
         self._run_hooks("on_fit_start")
         batches = self._batches()
-        while self.step < cfg.max_steps and not self.should_stop:
+        while self.step < max_steps and not self.should_stop:
             for model in self.models.values():  # every model starts an optimizer step with empty gradients
                 model.zero_grad(set_to_none=True)
             for _ in range(cfg.grad_accum_steps):
                 batch = next(batches)
-                with self.accelerator.accumulate(*self.models.values()):
+                with self.accelerator.accumulate(*self.models.values()), self.autocast():
                     metrics = self.step_fn(self, batch)
                 self._accumulate(metrics)
             self.step += 1
             self._run_hooks("on_step_end")
-            last = self.step == cfg.max_steps
+            last = self.step == max_steps
             if self.step % cfg.log_every == 0 or last:
                 self._log()
             if self.eval_fn is not None and ((cfg.eval_every and self.step % cfg.eval_every == 0) or last):
@@ -321,11 +352,16 @@ class Trainer:
             self.accelerator.end_training()
         return self.history
 
+    @property
+    def max_steps(self) -> int:
+        """``config.max_steps``, times ``$AIGC_STEPS_SCALE`` when ``config.scale_steps`` is set (rehearsals)."""
+        return scaled_count(self.config.max_steps) if self.config.scale_steps else self.config.max_steps
+
     def evaluate(self) -> dict[str, float]:
         """Run ``eval_fn`` in eval mode without gradients; record and return its metrics."""
         for model in self.models.values():
             model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self.autocast():
             metrics = {k: _as_float(v) for k, v in self.eval_fn(self).items()}
         for model in self.models.values():
             model.train()
@@ -338,43 +374,40 @@ class Trainer:
 
     # -------------------------------------------------------------- checkpoints
     def save_checkpoint(self) -> Path:
-        """Write ``step-XXXXXXXX/`` atomically (temp folder, then rename) and point ``latest`` at it."""
+        """Write ``step-XXXXXXXX/`` atomically (:func:`aigc_lib.storage.atomic_dir`) and point ``latest`` at it."""
         self._flush_nonfinite()  # never write a checkpoint of a run that has gone NaN
         root = Path(self.config.checkpoint_dir)
         final = root / f"step-{self.step:08d}"
-        tmp = root / f".tmp-step-{self.step:08d}"
         acc = self.accelerator
+        rng_states = gather_object([_rng_state()])  # one per process, in process order
         if acc.is_main_process:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-        acc.wait_for_everyone()
-        torch.save(_rng_state(), tmp / f"rng-{acc.process_index}.pt")
-        if acc.is_main_process:
-            for name, model in self.raw_models.items():
-                save_model(model, str(tmp / f"{name}.safetensors"))
-            state = {
-                "step": self.step,
-                "config": asdict(self.config),
-                "run_config": self.run_config,
-                "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
-                "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
-                "scaler": acc.scaler.state_dict() if acc.scaler is not None else None,
-                "data": self.data.state_dict() if hasattr(self.data, "state_dict") else None,
-                "hooks": {key: h.state_dict() for key, h in self._hook_keys().items()},
-                "history": self.history,
-            }
-            torch.save(state, tmp / "trainer_state.pt")
-        acc.wait_for_everyone()
-        if acc.is_main_process:
-            _fsync_dir(tmp)
-            shutil.rmtree(final, ignore_errors=True)
-            os.rename(tmp, final)  # atomic: a reader sees the old checkpoint or the complete new one
-            _write_atomic(root / "latest", final.name)
+            with atomic_dir(final) as tmp:  # a reader sees the old checkpoint or the complete new one
+                for index, rng in enumerate(rng_states):
+                    torch.save(rng, tmp / f"rng-{index}.pt")
+                for name, model in self.raw_models.items():
+                    save_model(model, str(tmp / f"{name}.safetensors"))
+                torch.save(self._trainer_state(), tmp / "trainer_state.pt")
+                _fsync_dir(tmp)
+            atomic_write(root / "latest", final.name)
             for old in sorted(root.glob("step-*"))[: -self.config.keep_checkpoints]:
                 shutil.rmtree(old, ignore_errors=True)
         acc.wait_for_everyone()
         self.last_checkpoint = final
         return final
+
+    def _trainer_state(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "config": asdict(self.config),
+            "run_config": self.run_config,
+            "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
+            "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
+            # fp16: the loss scale S and its growth tracker, so a resumed run scales exactly as an unbroken one
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "data": self.data.state_dict() if hasattr(self.data, "state_dict") else None,
+            "hooks": {name: hook.state_dict() for name, hook in self._hook_states.items()},
+            "history": self.history,
+        }
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         """Restore models, optimizers, schedulers, scaler, data position, hooks, history and RNG states."""
@@ -386,15 +419,15 @@ class Trainer:
             optimizer.load_state_dict(state["optimizers"][name])
         for name, scheduler in self.schedulers.items():
             scheduler.load_state_dict(state["schedulers"][name])
-        if state["scaler"] is not None and self.accelerator.scaler is not None:
-            self.accelerator.scaler.load_state_dict(state["scaler"])
+        if state["scaler"] is not None and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])
         if state["data"] is not None and hasattr(self.data, "load_state_dict"):
             self.data.load_state_dict(state["data"])
-        for key, hook in self._hook_keys().items():
-            if key in state["hooks"]:
-                hook.load_state_dict(state["hooks"][key])
-            elif hook.state_dict():
-                self.print(f"[aigc.train] checkpoint has no state for hook {key}; it starts fresh")
+        for name, hook in self._hook_states.items():
+            if name in state["hooks"]:
+                hook.load_state_dict(state["hooks"][name])
+            else:
+                self.print(f"[aigc.train] checkpoint has no state for hook {name!r}; it starts fresh")
         self.history = state["history"]
         self.step = state["step"]
         rng_file = path / f"rng-{self.accelerator.process_index}.pt"
@@ -457,14 +490,6 @@ class Trainer:
             self.accelerator.log(metrics, step=self.step)
         self._run_hooks("on_log", metrics)
 
-    def _hook_keys(self) -> dict[str, Hook]:
-        """Stable names for hook states: ``EMA``, ``EMA-1`` for a second one, ..."""
-        keys: dict[str, Hook] = {}
-        for hook in self.hooks:
-            name = type(hook).__name__
-            keys[name if name not in keys else f"{name}-{sum(k.startswith(name) for k in keys)}"] = hook
-        return keys
-
     def _run_hooks(self, event: str, *args: Any) -> None:
         for hook in self.hooks:
             getattr(hook, event, lambda *a: None)(self, *args)
@@ -483,22 +508,35 @@ def latest_checkpoint(checkpoint_dir: str | os.PathLike) -> Path | None:
     return complete[-1] if complete else None
 
 
-def _make_accelerator(cfg: TrainConfig) -> Accelerator:
-    device = pick_device(cfg.device)  # raises a clear error for 'cuda' on a machine without one
-    precision = precision_for(device, cfg.precision)
-    single = int(os.environ.get("WORLD_SIZE", 1)) == 1
+def _keyed_by_name(hooks: Iterable[Hook]) -> dict[str, Hook]:
+    """The hooks that keep state, by ``name`` (their checkpoint keys); two with one name are an error."""
+    keyed: dict[str, Hook] = {}
+    for hook in hooks:
+        if type(hook).state_dict is Hook.state_dict:  # nothing to save
+            continue
+        name = getattr(hook, "name", "") or type(hook).__name__
+        if name in keyed:
+            raise ValueError(f"two hooks with state are both named {name!r}, so their checkpoint states would "
+                             f"collide: give each its own name, e.g. {type(hook).__name__}(..., name='{name}_2').")
+        keyed[name] = hook
+    return keyed
+
+
+def _make_accelerator(cfg: TrainConfig, device: torch.device) -> Accelerator:
+    """Accelerate for devices, data and multi-GPU; mixed precision stays with the trainer (autocast + scaler)."""
+    single = int(os.environ.get("WORLD_SIZE", "1")) == 1
     partial = PartialState._shared_state
     if single and partial and partial.get("device") is not None and partial["device"].type != device.type:
         # a CPU trainer after a CUDA one (or back) in one process: the device lives in the PartialState
         AcceleratorState._reset_state(reset_partial_state=True)
     state = AcceleratorState._shared_state
-    if single and state and state.get("_mixed_precision") != precision.name:
-        # one process may build trainers of different precisions (a notebook comparing fp32 and bf16)
+    if single and state and state.get("_mixed_precision") != "no":
+        # another Accelerator in this process (a benchmark's plain loop) set a precision: ours is "no"
         AcceleratorState._reset_state()
     log_with = [t for t in cfg.trackers if t != "wandb" or _has_module("wandb")]
     accelerator = Accelerator(
         cpu=device.type == "cpu",
-        mixed_precision=precision.name,
+        mixed_precision="no",
         gradient_accumulation_steps=cfg.grad_accum_steps,
         log_with=log_with or None,
         project_dir=cfg.project_dir or cfg.checkpoint_dir or "runs/logs",
@@ -511,8 +549,6 @@ def _make_accelerator(cfg: TrainConfig) -> Accelerator:
 
 
 def _has_module(name: str) -> bool:
-    import importlib.util
-
     return importlib.util.find_spec(name) is not None
 
 
@@ -535,15 +571,6 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _fsync_dir(folder: Path) -> None:

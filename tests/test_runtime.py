@@ -55,7 +55,10 @@ def test_precision_policy(monkeypatch):
     fp16 = precision_for(torch.device("cuda"))
     assert (fp16.name, fp16.dtype, fp16.grad_scaler) == ("fp16", torch.float16, True)
     assert precision_for(torch.device("cpu"), "bf16").name == "bf16"
-    with pytest.raises(ValueError, match="fp16 autocast is a GPU feature"):
+    cpu_fp16 = precision_for(torch.device("cpu"), "fp16")  # torch >= 2.4 autocasts fp16 on the CPU too
+    assert (cpu_fp16.name, cpu_fp16.grad_scaler) == ("fp16", True)
+    monkeypatch.setitem(runtime._cpu_autocast_cache, torch.float16, False)  # an older torch
+    with pytest.raises(ValueError, match="no fp16 autocast on the CPU"):
         precision_for(torch.device("cpu"), "fp16")
     with pytest.raises(ValueError, match="unknown precision"):
         precision_for(torch.device("cpu"), "fp8")
@@ -90,7 +93,9 @@ def test_seed_everything_makes_all_generators_repeat():
 
 @pytest.mark.parametrize("variable", ["HF_HUB_OFFLINE", "AIGC_OFFLINE", "TRANSFORMERS_OFFLINE"])
 def test_offline_variables_force_offline(monkeypatch, variable):
-    monkeypatch.setattr(runtime, "_online_cache", {"huggingface.co": True})
+    for name in ("HF_ENDPOINT", *runtime.PROXY_ENVS):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(runtime, "_online_cache", {("https://huggingface.co", ""): True})
     assert runtime.is_online()
     monkeypatch.setenv(variable, "1")
     assert not runtime.is_online()
@@ -124,3 +129,129 @@ def test_steps_scale_shrinks_counts_not_below_one(monkeypatch):
     monkeypatch.setenv("AIGC_STEPS_SCALE", "2")
     with pytest.raises(ValueError, match="AIGC_STEPS_SCALE"):
         scaled_count(10)
+
+
+# --------------------------------------------------------------------------------------------- T4 emulation
+def test_t4_emulation_has_no_bf16_on_any_device(monkeypatch):
+    monkeypatch.setenv("AIGC_EMULATE", "t4")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # an H100
+    for device in ("cpu", "cuda"):
+        auto = precision_for(torch.device(device))
+        assert (auto.name, auto.dtype, auto.grad_scaler) == ("fp16", torch.float16, True), device
+    assert precision_for(torch.device("cpu"), "fp32").name == "no"
+    with pytest.raises(ValueError, match="emulates a T4, which has no bf16"):
+        precision_for(torch.device("cuda"), "bf16")
+    monkeypatch.setenv("AIGC_EMULATE", "a100")
+    with pytest.raises(ValueError, match="AIGC_EMULATE='a100'.*only GPU the course emulates is 't4'"):
+        precision_for(torch.device("cpu"))
+    monkeypatch.delenv("AIGC_EMULATE")
+    assert precision_for(torch.device("cuda")).name == "bf16"
+
+
+def test_t4_emulation_caps_cuda_memory_once(monkeypatch, capsys):
+    class Props:
+        total_memory = 140 * 2**30  # an H200
+
+    calls = []
+    monkeypatch.setattr(runtime, "_memory_capped", {})
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: Props())
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction", lambda f, i: calls.append((f, i)))
+    monkeypatch.delenv("AIGC_EMULATE", raising=False)
+    assert runtime.apply_emulation(torch.device("cuda")) is None and calls == []
+    monkeypatch.setenv("AIGC_EMULATE", "t4")
+    assert runtime.apply_emulation(torch.device("cpu")) is None and calls == []  # nothing to cap on a CPU
+    fraction = runtime.apply_emulation(torch.device("cuda"))
+    assert fraction == pytest.approx(15 / 140) and calls == [(fraction, 0)]
+    assert "memory capped at 15 GiB" in capsys.readouterr().out
+    assert runtime.apply_emulation(torch.device("cuda:0")) == fraction and len(calls) == 1  # once per device
+
+
+def test_describe_and_results_show_the_emulation(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("AIGC_EMULATE", "t4")
+    monkeypatch.setenv("AIGC_OFFLINE", "1")
+    report = runtime.describe(torch.device("cpu"), Profile("full", "test"))
+    assert report["emulate"].startswith("t4") and report["precision"] == "fp16 + GradScaler"
+    assert "emulate" in capsys.readouterr().out
+    run = start_run("99_t4", profile="full", run_dir=tmp_path, device="cpu")
+    assert "emulating a T4" in capsys.readouterr().out and run.precision.name == "fp16"
+    assert json.loads(run.save_results({}).read_text())["emulate"] == "t4"
+
+
+# --------------------------------------------------------------------------------------------- online
+@pytest.fixture
+def no_network_env(monkeypatch):
+    for name in ("HF_ENDPOINT", "NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", *runtime.PROXY_ENVS,
+                 *runtime.OFFLINE_ENVS):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(runtime, "_online_cache", {})
+    return monkeypatch
+
+
+@pytest.fixture
+def local_server():
+    """An HTTP server on 127.0.0.1 that answers HEAD with 200 and CONNECT (an https tunnel) with 502."""
+    import http.server
+    import threading
+
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            seen.append(("HEAD", self.path))
+            self.send_response(200)
+            self.end_headers()
+
+        def do_CONNECT(self):
+            seen.append(("CONNECT", self.path))
+            self.send_response(502)  # what a proxy answers when it cannot reach the hub
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+    server.server_close()
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # free once closed: nothing listens there
+
+
+def test_online_check_uses_the_hub_endpoint_setting(no_network_env, local_server):
+    url, _ = local_server
+    assert runtime.hub_endpoint() == "https://huggingface.co"
+    no_network_env.setenv("HF_ENDPOINT", url + "/")  # a mirror (here: a local server)
+    assert runtime.hub_endpoint() == url and runtime.is_online()
+    no_network_env.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    assert not runtime.is_online()
+    no_network_env.setenv("HF_ENDPOINT", "hf-mirror.com")
+    with pytest.raises(ValueError, match="not an http\\(s\\) address.*hf-mirror.com"):
+        runtime.is_online()
+
+
+def test_online_check_goes_through_the_proxy(no_network_env, local_server):
+    proxy, seen = local_server
+    # the "hub" host does not resolve here; only the proxy (a local server) can answer for it
+    no_network_env.setenv("HF_ENDPOINT", "http://hub.invalid")
+    no_network_env.setenv("ALL_PROXY", proxy)
+    assert runtime.proxy_for("http://hub.invalid") == proxy
+    assert runtime.is_online() and seen == [("HEAD", "http://hub.invalid/")]
+    # https through a proxy is a CONNECT tunnel; a proxy that answers 502 means the hub is out of reach
+    no_network_env.setenv("HF_ENDPOINT", "https://hub.invalid")
+    no_network_env.setenv("HTTPS_PROXY", proxy)
+    assert not runtime.is_online() and seen[-1] == ("CONNECT", "hub.invalid:443")
+    # a proxy that is not running: offline
+    no_network_env.setenv("HTTPS_PROXY", f"http://127.0.0.1:{_closed_port()}")
+    assert not runtime.is_online()
+    # NO_PROXY exempts the host: then a direct connection is tried (to a local server, reachable)
+    no_network_env.setenv("HF_ENDPOINT", proxy)
+    no_network_env.setenv("NO_PROXY", "127.0.0.1")
+    assert runtime.proxy_for(proxy) is None and runtime.is_online()

@@ -12,8 +12,7 @@ from torch import nn
 
 import aigc_lib.train as train_module
 from aigc_lib.data import TensorLoader
-from aigc_lib.train import (EMA, EarlyStopping, NonFiniteLossError, TrainConfig, Trainer,
-                            latest_checkpoint)
+from aigc_lib.train import EMA, EarlyStopping, NonFiniteLossError, TrainConfig, Trainer, latest_checkpoint
 
 
 def make_problem(seed: int = 0, n: int = 96):
@@ -321,3 +320,45 @@ def test_a_trainer_on_another_device_in_the_same_process_gets_its_own_device(mon
     trainer = build(None, max_steps=1)
     assert trainer.device.type == "cpu" and PartialState().device.type == "cpu"
     trainer.fit()
+
+
+def test_hooks_with_state_need_distinct_names(tmp_path):
+    x, y, model = make_problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    cfg = TrainConfig(max_steps=2, progress=False, device="cpu", checkpoint_every=2, checkpoint_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="both named 'EMA'.*give each its own name"):
+        Trainer(model, opt, noisy_step, TensorLoader(x, y, batch_size=16), cfg, hooks=[EMA(), EMA(decay=0.5)])
+    slow, fast = EMA(decay=0.99, warmup=False, name="ema_slow"), EMA(decay=0.5, warmup=False, name="ema_fast")
+    Trainer(model, opt, noisy_step, TensorLoader(x, y, batch_size=16), cfg, hooks=[slow, fast]).fit()
+    state = torch.load(latest_checkpoint(tmp_path) / "trainer_state.pt", weights_only=True)
+    assert set(state["hooks"]) == {"ema_slow", "ema_fast"}
+    # listed in the other order, each hook still gets its own state back (keyed by name, not position)
+    again = [EMA(decay=0.5, name="ema_fast"), EMA(decay=0.99, name="ema_slow")]
+    Trainer(model, opt, noisy_step, TensorLoader(x, y, batch_size=16), cfg, hooks=again).load_checkpoint(
+        latest_checkpoint(tmp_path))
+    assert all(torch.equal(v, again[0].model.state_dict()[k]) for k, v in fast.model.state_dict().items())
+    assert all(torch.equal(v, again[1].model.state_dict()[k]) for k, v in slow.model.state_dict().items())
+    assert not torch.equal(slow.model[0].weight, fast.model[0].weight)  # the two averages do differ
+
+
+def test_steps_scale_applies_only_to_configs_that_ask_for_it(monkeypatch):
+    """`make rehearse` sets $AIGC_STEPS_SCALE: notebooks scale their own counts (run.profile.count), library
+    recipes set scale_steps=True; a count is never scaled twice."""
+    monkeypatch.setenv("AIGC_STEPS_SCALE", "0.25")
+    plain = build(None, max_steps=8)
+    plain.fit()
+    assert plain.step == 8  # not scaled: this count may already come from run.profile.count
+    scaled = build(None, max_steps=8, scale_steps=True)
+    scaled.fit()
+    assert scaled.step == 2 and scaled.max_steps == 2 and scaled.history["train"][-1]["step"] == 2
+    monkeypatch.delenv("AIGC_STEPS_SCALE")
+    assert build(None, max_steps=8, scale_steps=True).max_steps == 8
+
+
+def test_clipping_goes_through_accelerate(monkeypatch):
+    calls = []
+    trainer = build(None, max_steps=2, max_grad_norm=0.5)
+    real = trainer.accelerator.clip_grad_norm_
+    monkeypatch.setattr(trainer.accelerator, "clip_grad_norm_", lambda *a, **k: calls.append(a) or real(*a, **k))
+    trainer.fit()
+    assert len(calls) == 2 and calls[0][1] == 0.5
