@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= auto
 KERNEL := aigc-course
 
-.PHONY: setup course test unit notebooks lab bench clean
+.PHONY: setup course test unit notebooks lab bench rehearse gpu-check clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,17 @@ bench: $(STAMP)
 	$(PY) -m bench.gan
 	$(PY) -m bench.lm
 	$(PY) -m bench.diffusion
+
+# Every notebook in the full profile, full sizes, step and sample counts x STEPS_SCALE (tools/rehearse.py).
+STEPS_SCALE ?= 0.01
+rehearse: $(STAMP)
+	AIGC_STEPS_SCALE=$(STEPS_SCALE) $(PY) tools/rehearse.py --scale $(STEPS_SCALE) --out build/rehearse $(REHEARSE_FLAGS)
+
+# On a lent GPU machine (no internet, torch preinstalled, maybe no .venv): benchmarks + a T4-emulated rehearsal
+# in about 9 minutes. See bench/README.md for the wheels to bring.
+GPU_PY := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+gpu-check:
+	$(GPU_PY) -m bench.gpu_check $(GPU_CHECK_FLAGS)
 
 clean:
 	rm -rf build notebooks/runs .pytest_cache
