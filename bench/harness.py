@@ -16,7 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -264,6 +264,24 @@ def device_report(device: torch.device | str) -> Row:
         report["gpu_memory_gib"] = round(props.total_memory / 2**30, 1)
         report["compute_capability"] = f"{props.major}.{props.minor}"
     return report | _matmul_tflops(device) | _copy_gbps(device)
+
+
+# --------------------------------------------------------------------------------------------- quality
+def weight_vector(tensors: Iterable[torch.Tensor]) -> torch.Tensor:
+    """Parameters (not buffers: BatchNorm statistics move without a step) as one fp32 CPU vector."""
+    return torch.cat([t.detach().float().flatten().cpu() for t in tensors])
+
+
+def update_agreement(init: torch.Tensor, baseline: torch.Tensor, ours: torch.Tensor) -> Row:
+    """How far and which way ``ours`` moved the weights from the shared ``init``, next to the baseline loop after
+    the same steps on the same data: ``weights_moved`` = |ours - init| / |init|, ``update_cosine`` between the
+    two updates (1: the same direction) and ``update_norm_ratio`` = |ours - init| / |baseline - init|. A loop
+    that never steps scores 0 on all three."""
+    d_base, d_ours = (baseline - init).double(), (ours - init).double()  # (P,) the two updates
+    n_base, n_ours = d_base.norm().item(), d_ours.norm().item()
+    cosine = (d_base @ d_ours).item() / (n_base * n_ours) if n_base and n_ours else 0.0
+    return {"weights_moved": n_ours / init.norm().item(), "update_cosine": cosine,
+            "update_norm_ratio": n_ours / n_base if n_base else float("inf")}
 
 
 # --------------------------------------------------------------------------------------------- results

@@ -18,7 +18,16 @@ from torch import nn
 
 from aigc_lib.data import TensorLoader, make_shapes
 from aigc_lib.train import TrainConfig, Trainer
-from bench.harness import Row, default_device, device_report, measure_training, speedup, write_results
+from bench.harness import (
+    Row,
+    default_device,
+    device_report,
+    measure_training,
+    speedup,
+    update_agreement,
+    weight_vector,
+    write_results,
+)
 
 
 def make_model(classes: int) -> nn.Module:
@@ -61,7 +70,8 @@ def plain_loop(images: torch.Tensor, labels: torch.Tensor, device: torch.device,
                     break
 
     row = measure_training(run, device=device, warmup=warmup, steps=steps, items_per_step=batch)
-    return {**row, "eval_loss_after": eval_loss(model, images, labels, device)}
+    return {**row, "eval_loss_after": eval_loss(model, images, labels, device),
+            "_weights": weight_vector(model.parameters())}
 
 
 def classify_step(trainer: Trainer, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -84,7 +94,8 @@ def with_trainer(images: torch.Tensor, labels: torch.Tensor, device: torch.devic
     trainer = Trainer(model, optimizer, classify_step, data, cfg)
     row = measure_training(lambda n: fit_more(trainer, n), device=device, warmup=warmup, steps=steps,
                            items_per_step=batch)  # the warm-up compiles when compile=True
-    return {**row, "eval_loss_after": eval_loss(model, images, labels, device)}
+    return {**row, "eval_loss_after": eval_loss(model, images, labels, device),
+            "_weights": weight_vector(model.parameters())}
 
 
 def fit_more(trainer: Trainer, steps: int) -> None:
@@ -113,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         variants.append(("trainer bf16/fp16 + channels_last", "auto", True, False))
     if args.compile or gpu:
         variants.append(("trainer auto + compile", "auto", gpu, True))
+    torch.manual_seed(0)  # every variant starts from these weights (same seed, same model)
+    init = weight_vector(make_model(int(shapes.labels.max()) + 1).parameters())
     rows: list[Row] = []
     for batch in batches:
         group = [{"name": "plain loop (DataLoader, fp32)", "batch": batch,
@@ -120,6 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, precision, channels_last, compile in variants:
             group.append({"name": name, "batch": batch, **with_trainer(
                 shapes.images, shapes.labels, device, batch, warmup, steps, 0, precision, channels_last, compile)})
+        baseline = group[0]["_weights"]
+        for row in group:  # equal steps from the same init: did every variant train like the plain loop?
+            row.update(update_agreement(init, baseline, row.pop("_weights")))
         rows += speedup(group, "plain loop (DataLoader, fp32)", key="images/s", higher_is_better=True)
         print(f"batch {batch}: " + ", ".join(f"{r['name']} {r['images/s']:.0f} img/s" for r in group), flush=True)
     config = {"model": "conv 3-64-128-256 + linear", "data": "shapes 32 px", "steps": steps, "warmup": warmup}
