@@ -1,11 +1,12 @@
 """One training loop for every model in the course, built on Hugging Face Accelerate.
 
-The loop in :meth:`Trainer.fit` is short and plain. Accelerate places models and data and runs multi-GPU;
-precision is the trainer's own, one code path as in nanoGPT: ``torch.autocast`` (bf16 or fp16, off in fp32)
-around the step and a ``GradScaler(enabled=fp16)``, so fp16 + loss scaling (a T4) also runs on a CPU. Topic math (a GAN's two updates, a language model's
+The loop in :meth:`Trainer.fit` is short and plain. Topic math (a GAN's two updates, a language model's
 loss, a diffusion model's noise prediction) lives in a *step function* ``step_fn(trainer, batch) -> metrics``
 that calls ``trainer.backward(loss)`` and ``trainer.optimizer_step(name)`` itself, so a step with two models
 and two optimizers is as natural as a step with one. Extras are small hooks run in list order.
+Accelerate places models and data and runs several processes; precision is the trainer's own, one code path as
+in nanoGPT: ``torch.autocast`` (bf16 or fp16, off in fp32) around the step and ``GradScaler(enabled=fp16)``,
+so fp16 with loss scaling (a T4's path) runs on a CPU too.
 Derived in notebook 00 ("the training loop"); every later chapter calls it.
 """
 from __future__ import annotations
@@ -361,7 +362,7 @@ class Trainer:
         """Run ``eval_fn`` in eval mode without gradients; record and return its metrics."""
         for model in self.models.values():
             model.eval()
-        with torch.no_grad(), self.autocast():
+        with torch.no_grad():  # fp32: exact metrics; an eval_fn may use trainer.autocast() for speed
             metrics = {k: _as_float(v) for k, v in self.eval_fn(self).items()}
         for model in self.models.values():
             model.train()

@@ -173,3 +173,23 @@ def test_scaler_state_is_restored_exactly_not_reset(tmp_path: Path):
     assert fresh.scaler.get_scale() == 2.0**16  # a new scaler starts at 2^16 ...
     fresh.load_checkpoint(latest_checkpoint(tmp_path))
     assert fresh.scaler.state_dict() == trainer.scaler.state_dict() != {}  # ... the checkpoint's is restored
+
+
+def test_evaluation_runs_in_fp32_unless_the_eval_fn_asks_for_autocast():
+    trainer, probed = lm_trainer("bf16", steps=1)
+    probe = DtypeProbe(probed)
+    seen = []
+
+    def eval_fn(trainer):
+        ids = torch.zeros(2, 8, dtype=torch.long)
+        probe.dtypes.clear()
+        trainer.model(ids)
+        seen.append(set(probe.dtypes))
+        with trainer.autocast():
+            trainer.model(ids)
+        seen.append(set(probe.dtypes))
+        return {"val": 0.0}
+
+    trainer.eval_fn = eval_fn
+    trainer.fit()
+    assert seen == [{torch.float32}, {torch.float32, torch.bfloat16}]
