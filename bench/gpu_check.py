@@ -59,7 +59,8 @@ def run_benchmark(name: str, args: list[str], out_dir: Path, limit_s: float) -> 
     folder = out_dir / name
     folder.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", f"bench.{name}", *args, "--out", str(folder)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env = {k: v for k, v in os.environ.items() if k != "AIGC_EMULATE"}  # benchmarks measure the real GPU
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     start = time.perf_counter()
     try:
         proc = subprocess.run(cmd, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=limit_s)
