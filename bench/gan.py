@@ -21,14 +21,23 @@ from aigc_lib.data import ImageData, load_digits, split
 from aigc_lib.gan import GANConfig, GANStep, build_gan, gan_optimizers, sample
 from aigc_lib.metrics import ImageJudge, real_baseline_fd
 from aigc_lib.train import TrainConfig, Trainer
-from bench.harness import Row, default_device, device_report, measure_training, speedup, write_results
+from bench.harness import (
+    Row,
+    default_device,
+    device_report,
+    measure_training,
+    speedup,
+    update_agreement,
+    weight_vector,
+    write_results,
+)
 from bench.trainer import fit_more
 
 BASELINE = "pytorch/examples loop (DataLoader, fp32, eager)"
 
 
 def examples_loop(cfg: GANConfig, images: torch.Tensor, device: torch.device, batch: int, warmup: int,
-                  steps: int, seed: int) -> tuple[Row, nn.Module]:
+                  steps: int, seed: int) -> tuple[Row, dict[str, nn.Module]]:
     """The loop of pytorch/examples dcgan/main.py, kept as it is: a DataLoader, sigmoid + BCELoss, D updated on
     real and fake with two backward passes, G's update back-propagating into D too, ``.item()`` every step."""
     torch.manual_seed(seed)
@@ -74,11 +83,13 @@ def examples_loop(cfg: GANConfig, images: torch.Tensor, device: torch.device, ba
                 if done == n:
                     break
 
-    return measure_training(run, device=device, warmup=warmup, steps=steps, items_per_step=batch), netG
+    return measure_training(run, device=device, warmup=warmup, steps=steps, items_per_step=batch), \
+        {"G": netG, "D": netD}
 
 
 def with_trainer(cfg: GANConfig, images: torch.Tensor, device: torch.device, batch: int, warmup: int,
-                 steps: int, seed: int, precision: str, channels_last: bool, compile: bool) -> tuple[Row, nn.Module]:
+                 steps: int, seed: int, precision: str, channels_last: bool, compile: bool
+                 ) -> tuple[Row, dict[str, nn.Module]]:
     """The shared trainer with GANStep: GPU-resident data, fused Adam, D frozen during G's update,
     metrics read back every 100 steps, and optionally autocast, channels_last and torch.compile."""
     from aigc_lib.data import TensorLoader
@@ -90,7 +101,7 @@ def with_trainer(cfg: GANConfig, images: torch.Tensor, device: torch.device, bat
                             precision=precision, channels_last=channels_last, compile=compile)
     trainer = Trainer({"G": G, "D": D}, gan_optimizers(G, D), GANStep(cfg.latent_dim), data, train_cfg)
     return measure_training(lambda n: fit_more(trainer, n), device=device, warmup=warmup, steps=steps,
-                            items_per_step=batch), G
+                            items_per_step=batch), {"G": G, "D": D}
 
 
 def judge_and_reference(digits: ImageData, n_eval: int, judge_steps: int, device: torch.device
@@ -131,23 +142,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         variants.append(("trainer bf16/fp16 + channels_last", "auto", True, False))
     if args.compile or gpu:
         variants.append(("trainer auto + channels_last + compile", "auto", gpu, True))
+    torch.manual_seed(0)  # every variant starts from these weights (same seed, same models)
+    init = weight_vector(p for model in build_gan(cfg) for p in model.parameters())
     rows: list[Row] = []
     for batch in batches:
-        row, G = examples_loop(cfg, digits.images, device, batch, warmup, steps, seed=0)
-        group = [{"name": BASELINE, "batch": batch, **row}]
+        row, models = examples_loop(cfg, digits.images, device, batch, warmup, steps, seed=0)
+        group = [{"name": BASELINE, "batch": batch, **row, "_models": models}]
         for name, precision, channels_last, compile in variants:
-            row, G_ours = with_trainer(cfg, digits.images, device, batch, warmup, steps, 0, precision,
+            row, models = with_trainer(cfg, digits.images, device, batch, warmup, steps, 0, precision,
                                        channels_last, compile)
-            group.append({"name": name, "batch": batch, **row, "_G": G_ours})
-        group[0]["_G"] = G
+            group.append({"name": name, "batch": batch, **row, "_models": models})
+        baseline = weight_vector(p for model in group[0]["_models"].values() for p in model.parameters())
         for row in group:  # equal steps, same yardstick: did speed cost quality?
-            fake = sample(row.pop("_G"), n_eval, seed=1)
+            models = row.pop("_models")
+            fake = sample(models["G"], n_eval, seed=1)
             row["fd_digits"] = judge.fd(fake, reference)
             row["fd_vs_real"] = row["fd_digits"] / real_fd
+            weights = weight_vector(p for model in models.values() for p in model.parameters())  # G and D
+            row.update(update_agreement(init, baseline, weights))
         rows += speedup(group, BASELINE, key="images/s", higher_is_better=True)
         print(f"batch {batch}: " + ", ".join(f"{r['name']} {r['images/s']:.0f} img/s FD {r['fd_digits']:.2f}"
                                              for r in group), flush=True)
-        del G, G_ours
+        del models
         gc.collect()
         if gpu:
             torch.cuda.empty_cache()
