@@ -38,6 +38,8 @@ from bench.harness import (
     free_memory,
     measure_training,
     peak_memory,
+    update_agreement,
+    weight_vector,
     write_results,
 )
 from bench.trainer import fit_more
@@ -139,6 +141,7 @@ def hf_trainer(cfg: GPTConfig, blocks: torch.Tensor, device: torch.device, batch
     model = GPT2LMHeadModel(GPT2Config(vocab_size=cfg.vocab_size, n_positions=cfg.block_size,
                                        n_embd=cfg.n_embd, n_layer=cfg.n_layer, n_head=cfg.n_head,
                                        bos_token_id=cfg.vocab_size - 1, eos_token_id=cfg.vocab_size - 1))
+    init = weight_vector(model.parameters())  # another model than ours: it is compared with its own start
     clock = StepClock(device, warmup, steps)
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(output_dir=out, per_device_train_batch_size=batch, max_steps=warmup + steps,
@@ -149,7 +152,8 @@ def hf_trainer(cfg: GPTConfig, blocks: torch.Tensor, device: torch.device, batch
         trainer.train()
     tokens = batch * cfg.block_size
     row = {"first_call_s": clock.first.seconds, "tokens/s": steps * tokens / clock.timed.seconds,
-           clock.peak.key: clock.peak.gib}
+           clock.peak.key: clock.peak.gib,
+           "weights_moved": (weight_vector(model.parameters()) - init).norm().item() / init.norm().item()}
     return row, model
 
 
@@ -314,6 +318,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = [("hf-defaults", HF_DEFAULT_BATCH, False, False)] if "hf-defaults" in args.variants else []
     plan += [(key, batch, bf16, compile) for batch in batches for key in ("hf-tuned", "plain", "trainer")
              if key in args.variants]
+    torch.manual_seed(seed)  # the plain loop and the trainer start from these weights (same seed, same GPT)
+    init = weight_vector(GPT(cfg).parameters())
+    plain_weights: dict[int, torch.Tensor] = {}  # per batch: the plain loop's weights after training
     rows: list[Row] = []
     for key, batch, half, compiled in plan:
         free_memory(device)
@@ -321,6 +328,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         row, model = RUNNERS[key](cfg, train_blocks, device, batch, warmup, steps, seed, half, compiled)
         rows.append({"name": VARIANTS[key], "batch": batch, "precision": "bf16" if half else "fp32",
                      "compile": compiled, **row, "loss_after": eval_loss(model, held_out, device)})
+        if key == "plain" or (key == "trainer" and batch in plain_weights):  # same model: compare the updates
+            weights = weight_vector(model.parameters())
+            plain_weights.setdefault(batch, weights)
+            rows[-1].update(update_agreement(init, plain_weights[batch], weights))
         print(f"{VARIANTS[key]} (batch {batch}): {row['tokens/s']:,.0f} tokens/s, loss {rows[-1]['loss_after']:.3f}"
               f" ({time.perf_counter() - start:.0f} s)", flush=True)
         del model
