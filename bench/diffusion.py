@@ -54,6 +54,8 @@ from bench.harness import (
     peak_memory,
     speedup,
     time_fn,
+    update_agreement,
+    weight_vector,
     write_results,
 )
 from bench.trainer import fit_more
@@ -360,6 +362,10 @@ def ddpm_section(smoke: bool, device: torch.device, batch: int, warmup: int, ste
     n_held_out = 32 if smoke else 256
     data = make_shapes(n_train + n_held_out, size=side, seed=seed)
     train, held_out = data.images[:n_train], data.images[n_train:]
+    torch.manual_seed(seed)  # both loops start from these weights (same seed, same UNet)
+    init_model = ddpm_unet(smoke)
+    names = [n for n, _ in init_model.named_parameters()]  # parameters, not buffers
+    init, weights = weight_vector(init_model.parameters()), {}
     rows = []
     for key, name in TRAIN_VARIANTS.items():
         free_memory(device)
@@ -371,6 +377,8 @@ def ddpm_section(smoke: bool, device: torch.device, batch: int, warmup: int, ste
         row = {"name": name, "batch": batch, "precision": precision,
                "compile": compile and key == "ours", **row, "step_ms": 1e3 * batch / row["images/s"],
                "loss_after": ddpm_eval_loss(smoke, state, held_out, device, seed)}
+        weights[key] = weight_vector(state[n] for n in names)
+        row.update(update_agreement(init, weights["plain"], weights[key]))  # the plain loop runs first
         rows.append(row)
         print(f"{row['name']}: {row['images/s']:,.0f} images/s, loss {row['loss_after']:.4f} "
               f"({time.perf_counter() - start:.0f} s)", flush=True)
