@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from aigc_lib.storage import atomic_write
+from aigc_lib.threads import set_cpu_threads
 
 PROFILES = ("smoke", "quick", "full")
 PROFILE_ENV = "AIGC_PROFILE"
@@ -428,7 +429,7 @@ def start_run(
     scale = steps_scale()
     print(
         f"[aigc] {name}: profile {prof}{f' (step counts x{scale:g})' if scale != 1 else ''}, "
-        f"device {dev} ({run.precision}{', emulating a T4' if emulated_gpu() else ''}), seed {seed}, "
+        f"device {dev} ({run.precision}{', emulating a T4' if emulated_gpu() else ''}, {set_cpu_threads()}), seed {seed}, "
         f"{'online' if run.online else 'offline'}, outputs in {folder}"
     )
     return run
