@@ -4,13 +4,13 @@
     python -m bench.diffusion --parts inference     # one section: inference, ddpm or lora
     python -m bench.diffusion --smoke               # tiny models, a few steps: seconds on a CPU (CI)
 
-One run, one GPU, random-init weights of the real architectures (aigc_lib.sd_speed: SD 1.5's UNet, VAE and
+One run, one GPU, random-init weights of the real architectures (aigc_lib.diffusion.speed: SD 1.5's UNet, VAE and
 CLIP text encoder built from their configs; aigc_lib.diffusion.ddpm_cifar10_unet), so nothing is downloaded.
 
 - inference: text to image at 512 px, batch 1, classifier-free guidance 7.5, PNDM 50 steps (SD 1.5's scheduler),
   the same prompt, weights and initial latents in every variant: diffusers fp16 defaults, diffusers' speed recipe,
-  and ``aigc_lib.sd_speed.speed_up``; UNet it/s, end-to-end seconds, peak memory, the difference of the outputs
-  from the defaults' (images on identical latents, and one UNet call on identical inputs);
+  and ``aigc_lib.diffusion.speed.speed_up``; UNet it/s, end-to-end seconds, peak memory, the difference of the
+  outputs from the defaults' (images on identical latents, and one UNet call on identical inputs);
 - ddpm: the 35.7M DDPM CIFAR-10 UNet at batch 128, bf16: the aigc Trainer + DiffusionStep against the loop of
   diffusers' train_unconditional example; images/s, step time, peak memory, loss after equal steps;
 - lora: SD 1.5's UNet frozen in bf16 (fp16 on a T4) with peft LoRA on the attention projections (fp32), 512 px
@@ -32,8 +32,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from aigc_lib.data import TensorLoader, make_shapes
-from aigc_lib.diffusion import DiffusionStep, NoiseSchedule, add_unet_lora, count_parameters, tokenize
-from aigc_lib.sd_speed import (
+from aigc_lib.diffusion import (
+    DiffusionStep,
+    NoiseSchedule,
+    add_unet_lora,
+    count_parameters,
+    ddpm_cifar10_unet,
+    tokenize,
+)
+from aigc_lib.diffusion.speed import (
     INDUCTOR_FLAGS,
     image_size,
     parameter_counts,
@@ -65,7 +72,7 @@ GUIDANCE = 7.5
 VARIANTS = {  # --variants key: row name
     "defaults": "diffusers defaults",
     "recipe": "diffusers speed recipe",
-    "ours": "aigc sd_speed.speed_up",
+    "ours": "aigc diffusion.speed.speed_up",
 }
 TRAIN_VARIANTS = {"plain": "diffusers train_unconditional loop", "ours": "aigc Trainer + DiffusionStep"}
 SECTIONS = ("inference", "ddpm", "lora")
@@ -254,8 +261,6 @@ def inference_targets(rows: Sequence[Row], steps: int) -> list[str]:
 def ddpm_unet(smoke: bool) -> nn.Module:
     """The DDPM CIFAR-10 UNet (35.7M); smoke: the same blocks at 16 px, 16-32 channels wide."""
     from diffusers import UNet2DModel
-
-    from aigc_lib.diffusion import ddpm_cifar10_unet
 
     if not smoke:
         return ddpm_cifar10_unet()
@@ -481,10 +486,10 @@ def inference_notes(args: argparse.Namespace, size: str, steps: int, device: tor
          "(SDPA attention, eager). `diffusers speed recipe` = optimization/fp16.md's torch.compile section: "
          "inductor flags conv_1x1_as_mm, coordinate_descent_tuning (+ check_all_directions), epilogue_fusion off; "
          "fused QKV; channels_last UNet and VAE; torch.compile of the UNet and of vae.decode, fullgraph, "
-         f"mode {args.recipe_mode!r} (CUDA graphs included in max-autotune). `aigc sd_speed.speed_up` = the same "
-         f"tricks with mode {args.mode!r} as per-function options, plus the text encoder compiled, timesteps kept "
+         f"mode {args.recipe_mode!r} (CUDA graphs included in max-autotune). `aigc diffusion.speed.speed_up` = the "
+         f"same tricks with mode {args.mode!r} as per-function options, plus the text encoder compiled, timesteps kept "
          "on the CPU (no GPU->CPU sync in the scheduler's step), outputs cloned out of CUDA graph pools, "
-         "cudnn.benchmark (aigc_lib/sd_speed.py)."),
+         "cudnn.benchmark (aigc_lib/diffusion/speed.py)."),
         ("- Columns: `e2e_s` median wall time of one pipeline call (prompt to image tensor, text encoding and VAE "
          "decode included), `images/s` = 1 / e2e_s; `loop_it/s` UNet calls per second inside the pipeline's "
          "denoising loop (CUDA events at the end of every step: UNet, guidance and scheduler); `unet_it/s` the UNet "

@@ -1,4 +1,4 @@
-"""bench/diffusion.py at smoke size on a CPU, and the SD 1.5 builders and fast path of aigc_lib.sd_speed."""
+"""bench/diffusion.py at smoke size on a CPU, and the SD 1.5 builders and fast path of aigc_lib.diffusion.speed."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from aigc_lib import sd_speed
+from aigc_lib.diffusion import speed as sd_speed
 from bench.diffusion import TRAIN_VARIANTS, VARIANTS, main
 
 

@@ -9,6 +9,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, StableDiffusionPipeline
 
 from aigc_lib import diffusion as D
 from aigc_lib.data import make_shapes
+from aigc_lib.diffusion import mini_sd
 from aigc_lib.train import TrainConfig, Trainer
 
 TINY = D.MiniSDRecipe("test", image_size=16, n_images=64, vae_channels=(8, 8), vae_steps=3, vae_batch=8,
@@ -229,7 +230,7 @@ def test_load_sd_pipeline_offline_paths(tiny_parts, tmp_path, monkeypatch, capsy
     pipe, source = D.load_sd_pipeline(None, folder, online=False, device="cpu")
     assert source == "local" and "local folder" in capsys.readouterr().out
     built = []
-    monkeypatch.setattr(D, "build_mini_sd", lambda recipe, **kw: built.append(recipe) or folder)
+    monkeypatch.setattr(mini_sd, "build_mini_sd", lambda recipe, **kw: built.append(recipe) or folder)
     monkeypatch.setattr("aigc_lib.hub._in_cache", lambda hub_id: False)
     pipe, source = D.load_sd_pipeline(D.SD15_HUB_ID, recipe="smoke", online=False, device="cpu")
     assert source == "local" and built == ["smoke"]  # offline and not cached: the mini SD is the offline path

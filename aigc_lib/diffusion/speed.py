@@ -6,8 +6,8 @@ The architectures are the real ones of ``stable-diffusion-v1-5`` (UNet 859.52M, 
 tower 123.06M parameters), built from their configs with random initialisation: speed and memory depend on the
 shapes, not on the trained values. ``size="tiny"`` builds the same classes with the same block layout, a few
 channels wide, so a CPU test runs exactly the code that runs on a GPU. The tokenizer is a CLIP-format BPE trained
-offline on a few prompts (``aigc_lib.diffusion.train_caption_tokenizer``); the text encoder's cost depends on the
-sequence length (77, padded as SD pads), not on the vocabulary's contents.
+offline on a few prompts (:func:`aigc_lib.diffusion.tokenizer.train_caption_tokenizer`); the text encoder's cost
+depends on the sequence length (77, padded as SD pads), not on the vocabulary's contents.
 
 :func:`speed_up` is the fast path, applied in place to a ``StableDiffusionPipeline``:
 
@@ -41,7 +41,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from aigc_lib.diffusion import count_parameters, train_caption_tokenizer
+from aigc_lib.diffusion.tokenizer import train_caption_tokenizer
+from aigc_lib.diffusion.training import count_parameters
+
+__all__ = ["CONFIGS", "DEFAULT_PROMPTS", "INDUCTOR_FLAGS", "MAX_LENGTH", "SD15_PARAMETERS", "SD15_SCHEDULER",
+           "SD15_TEXT", "SD15_UNET", "SD15_VAE", "SIZES", "TINY_TEXT", "TINY_UNET", "TINY_VAE", "compile_call",
+           "compile_options", "has_lora", "image_size", "parameter_counts", "sd15_parts", "sd15_pipeline",
+           "sd15_scheduler", "sd15_text_encoder", "sd15_tokenizer", "sd15_unet", "sd15_vae", "speed_up"]
 
 SIZES = ("sd15", "tiny")
 MAX_LENGTH = 77  # CLIP's context: SD pads every prompt to 77 tokens
@@ -277,12 +283,12 @@ def speed_up(pipe: Any, *, compile: bool = True, mode: str = "reduce-overhead", 
     The first call (or two, for CUDA graphs) compiles: time pipelines after a warm-up.
     """
     if getattr(pipe, "_aigc_speed_up", None) is not None:  # a second call would compile compiled code
-        print(f"[aigc.sd_speed] this pipeline is already sped up ({', '.join(pipe._aigc_speed_up)}): unchanged")
+        print(f"[aigc.diffusion.speed] this pipeline is already sped up ({', '.join(pipe._aigc_speed_up)}): unchanged")
         return pipe
     applied = []
     if fuse_qkv:
         if has_lora(pipe.unet):
-            print("[aigc.sd_speed] LoRA adapters are loaded: QKV projections left unfused "
+            print("[aigc.diffusion.speed] LoRA adapters are loaded: QKV projections left unfused "
                   "(fuse the LoRA first with pipe.fuse_lora() to fuse them)")
         else:
             pipe.fuse_qkv_projections()
@@ -309,6 +315,6 @@ def speed_up(pipe: Any, *, compile: bool = True, mode: str = "reduce-overhead", 
         torch.backends.cudnn.benchmark = True
         applied.append("cudnn.benchmark")
     if verbose:
-        print("[aigc.sd_speed] " + ", ".join(applied))
+        print("[aigc.diffusion.speed] " + ", ".join(applied))
     pipe._aigc_speed_up = tuple(applied)
     return pipe

@@ -1,0 +1,102 @@
+"""Training a diffusion model (chapter 07): the epsilon-prediction loss as a trainer step, the UNets it trains.
+
+:func:`wrong_objective_loss` keeps the seed article's objective, to show in the notebook why it fails.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from aigc_lib.diffusion.samplers import predict_noise
+from aigc_lib.diffusion.schedules import NoiseSchedule
+
+__all__ = ["DiffusionStep", "count_parameters", "ddpm_cifar10_unet", "digits_unet", "wrong_objective_loss"]
+
+
+def digits_unet(image_size: int = 32, channels: int = 1, width: int = 32, attention: bool = True) -> nn.Module:
+    """A small ``UNet2DModel`` for 28/32 px digits: three resolutions, self-attention at the lowest (chapter 07)."""
+    from diffusers import UNet2DModel
+
+    if image_size % 4:
+        raise ValueError(f"image_size must be a multiple of 4 (two 2x down-samplings), got {image_size}.")
+    down = ("DownBlock2D", "DownBlock2D", "AttnDownBlock2D" if attention else "DownBlock2D")
+    up = ("AttnUpBlock2D" if attention else "UpBlock2D", "UpBlock2D", "UpBlock2D")
+    return UNet2DModel(sample_size=image_size, in_channels=channels, out_channels=channels, layers_per_block=1,
+                       block_out_channels=(width, 2 * width, 2 * width), down_block_types=down, up_block_types=up,
+                       norm_num_groups=min(8, width), attention_head_dim=8)
+
+
+def ddpm_cifar10_unet() -> nn.Module:
+    """The DDPM CIFAR-10 UNet of Ho et al. (2020), 35.7M parameters (google/ddpm-cifar10-32's configuration)."""
+    from diffusers import UNet2DModel
+
+    return UNet2DModel(sample_size=32, in_channels=3, out_channels=3, layers_per_block=2,
+                       block_out_channels=(128, 256, 256, 256),
+                       down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
+                       up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
+                       dropout=0.1, attention_head_dim=None, norm_eps=1e-6, resnet_time_scale_shift="default")
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    """Parameters of a module, or only the trainable ones (notebooks 07 and 09 compare them)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+# ----------------------------------------------------------------------------------------------- training
+@dataclass
+class DiffusionStep:
+    """Step function for the shared trainer: the epsilon-prediction loss of Ho et al. (2020) (chapter 07).
+
+    For a batch x_0: draw t ~ U{0..T-1} and eps ~ N(0, I), make x_t in closed form, and regress the UNet's
+    output onto eps: ``L = || eps - eps_theta(x_t, t) ||^2``. Batches are ``x0`` or ``(x0, ...)``.
+    With ``text_encoder`` set (chapter 08) batches are ``(latents, input_ids)``; a share ``caption_dropout`` of
+    the captions is replaced by ``empty_ids`` (the empty prompt) so one network also learns the unconditional
+    prediction that classifier-free guidance needs.
+    """
+
+    schedule: NoiseSchedule
+    unet: str = "model"  # the trainer's name of the UNet
+    text_encoder: str | None = None  # the trainer's name of the text encoder (trained together with the UNet)
+    empty_ids: Tensor | None = None  # (1, L) token ids of the empty prompt
+    caption_dropout: float = 0.1
+    optimizer: str | None = None  # None: the trainer's only optimizer
+
+    def __post_init__(self) -> None:
+        if self.text_encoder is not None and self.empty_ids is None and self.caption_dropout > 0:
+            raise ValueError("caption_dropout needs empty_ids: the token ids of the empty prompt '' (1, L).")
+        if not 0 <= self.caption_dropout < 1:
+            raise ValueError(f"caption_dropout must be in [0, 1), got {self.caption_dropout}.")
+
+    def loss(self, trainer: Any, batch: Any) -> Tensor:
+        x0 = batch[0] if isinstance(batch, (tuple, list)) else batch
+        unet = trainer.models[self.unet]
+        schedule = self.schedule.to(x0.device)
+        t = torch.randint(0, schedule.num_steps, (len(x0),), device=x0.device)
+        noise = torch.randn_like(x0)
+        xt = schedule.q_sample(x0, t, noise)
+        cond = None
+        if self.text_encoder is not None:
+            ids = batch[1]
+            if self.caption_dropout > 0:
+                drop = torch.rand(len(ids), device=ids.device) < self.caption_dropout
+                ids = torch.where(drop[:, None], self.empty_ids.to(ids.device).expand_as(ids), ids)
+            cond = trainer.models[self.text_encoder](ids)[0]  # (N, L, D) last hidden state
+        return F.mse_loss(predict_noise(unet, xt, t, cond).float(), noise.float())
+
+    def __call__(self, trainer: Any, batch: Any) -> dict[str, Tensor]:
+        loss = self.loss(trainer, batch)
+        trainer.backward(loss)
+        trainer.optimizer_step(self.optimizer)
+        return {"loss": loss.detach()}
+
+
+def wrong_objective_loss(model: nn.Module, x0: Tensor, schedule: NoiseSchedule) -> Tensor:
+    """The seed article's objective, kept to show why it fails: regress the *noisy image* onto the clean one
+    with no timestep given, so nothing tells the network how much noise there is (chapter 07)."""
+    t = torch.randint(0, schedule.num_steps, (len(x0),), device=x0.device)
+    xt = schedule.q_sample(x0, t, torch.randn_like(x0))
+    return F.mse_loss(predict_noise(model, xt, torch.zeros_like(t)), x0)
