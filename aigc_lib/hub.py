@@ -24,6 +24,8 @@ T = TypeVar("T")
 
 
 class Pretrained(Protocol[T]):
+    """Any class with ``from_pretrained``: transformers and diffusers models, tokenizers, pipelines."""
+
     def from_pretrained(self, name_or_path: str, **kwargs: Any) -> T: ...
 
 

@@ -41,9 +41,10 @@ def test_dcgan_init_follows_the_paper():
 
 
 def test_spectral_norm_makes_every_layer_1_lipschitz():
+    torch.manual_seed(0)  # unseeded, 30 iterations left a layer at 1.04 after other tests had drawn numbers
     _, D = build_gan(GANConfig(arch="mlp", image_size=8, width=16, spectral_norm=True))
     D.train()
-    for _ in range(30):  # power iteration runs once per training forward pass
+    for _ in range(100):  # power iteration runs once per training forward pass
         D(torch.randn(4, 1, 8, 8))
     for m in D.modules():
         if isinstance(m, nn.Linear):
