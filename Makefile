@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= auto
 KERNEL := aigc-course
 
-.PHONY: setup course test unit notebooks lab bench rehearse gpu-check clean
+.PHONY: setup course test unit notebooks lab bench rehearse gpu-check clean test-lowest
 
 setup: $(STAMP)
 
@@ -35,6 +35,41 @@ unit: $(STAMP)
 
 notebooks: $(STAMP)
 	$(TEST_ENV) $(PY) -m pytest tests/test_notebooks.py notebooks --nbval-lax
+
+# The LOWEST versions pyproject.toml allows, in their own venv on the lowest Python it allows: every floor pinned
+# exactly (tools/floors.py; a floor that cannot be installed fails the resolution with uv's reason), the other
+# packages the newest (uv's lowest-direct). Then the unit tests and the smoke runs of notebooks 00 and 08; their
+# papermill kernel "python3" is the venv's own Python (jupyter_client runs the kernel with sys.executable).
+LOWEST_PYTHON ?= python3.11
+LOWEST_VENV   ?= .venv-lowest
+LOWEST_PY     := $(LOWEST_VENV)/bin/python
+LOWEST_BIN    := $(CURDIR)/$(LOWEST_VENV)/bin
+# uv does not read pip's configuration: hand it pip's indexes, find-links and constraints, merged as pip does.
+PIP_SETTING    = $(shell $(LOWEST_PYTHON) -m pip config list 2>/dev/null | sed -n "s/^[^.]*\.$(1)='\(.*\)'$$/\1/p" | head -n1)
+uv_env         = $(if $(call PIP_SETTING,$(1)),$(2)="$(call PIP_SETTING,$(1))")
+UV             = UV_INDEX_STRATEGY=unsafe-best-match UV_PYTHON_DOWNLOADS=never $(call uv_env,index-url,UV_DEFAULT_INDEX) \
+                 $(call uv_env,extra-index-url,UV_EXTRA_INDEX_URL) $(call uv_env,find-links,UV_FIND_LINKS) \
+                 $(call uv_env,constraint,UV_CONSTRAINT) $(LOWEST_BIN)/uv
+LOWEST_SMOKE  := smoke_run and (00_setup_and_tour or 08_stable_diffusion_anatomy)
+
+$(LOWEST_VENV)/.installed: pyproject.toml tools/floors.py
+	@command -v $(LOWEST_PYTHON) >/dev/null || { echo "test-lowest runs on the lowest Python pyproject.toml allows:" \
+	  "install $(LOWEST_PYTHON) or pass LOWEST_PYTHON=/path/to/it" >&2; exit 1; }
+	rm -rf $(LOWEST_VENV)
+	$(LOWEST_PYTHON) -m venv $(LOWEST_VENV)
+	$(LOWEST_PY) -m pip install --quiet uv
+	$(LOWEST_PY) tools/floors.py > $(LOWEST_VENV)/floors.txt
+	$(UV) pip compile --quiet pyproject.toml --extra test --resolution lowest-direct \
+	  --constraint $(LOWEST_VENV)/floors.txt --python $(LOWEST_PY) --output-file $(LOWEST_VENV)/requirements.txt
+	$(UV) pip install --quiet --python $(LOWEST_PY) -r $(LOWEST_VENV)/requirements.txt
+	$(UV) pip install --quiet --python $(LOWEST_PY) --no-deps -e .
+	@touch $@
+
+test-lowest: $(LOWEST_VENV)/.installed
+	@grep -E '^(torch|torchvision|transformers|diffusers|accelerate|peft|numpy)==' $(LOWEST_VENV)/requirements.txt
+	PATH=$(LOWEST_BIN):$$PATH $(LOWEST_PY) -m pytest tests -m "not notebooks"
+	PATH=$(LOWEST_BIN):$$PATH AIGC_PROFILE=smoke AIGC_HEADLESS=1 AIGC_RUNS_DIR=$(CURDIR)/build/lowest-runs \
+	  $(LOWEST_PY) -m pytest tests/test_notebooks.py -m notebooks -k "$(LOWEST_SMOKE)"
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import shutil
 import sys
 import threading
 import time
@@ -113,8 +114,9 @@ class Progress:
         return text
 
     def show(self) -> None:
-        if self.live:
-            self.stream.write("\r\x1b[K[aigc.course] " + self.line())
+        if self.live:  # one line rewritten in place, cut to the terminal's width so that it never wraps
+            width = shutil.get_terminal_size().columns - 1
+            self.stream.write("\r\x1b[K" + ("[aigc.course] " + self.line())[:width])
         else:
             self.stream.write("[aigc.course] " + self.line() + "\n")
         self.stream.flush()
@@ -344,7 +346,8 @@ def summary_table(runs: list[NotebookRun]) -> str:
     lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}" for r in rows]
     lines.insert(1, "-" * max(len(line) for line in lines))
     total = sum(run.seconds for run in runs) / 60
-    lines.append(f"{len(runs)} notebooks, {sum(not r.ok for r in runs)} failed, {total:.1f} minutes in all")
+    lines.append(f"{len(runs)} notebook{'s' if len(runs) != 1 else ''}, {sum(not r.ok for r in runs)} failed, "
+                 f"{total:.1f} minutes in all")
     return "\n".join(lines)
 
 
@@ -449,6 +452,7 @@ def build_course(out_dir: Path, profile: str = "auto", only: list[str] | None = 
         if run.ok:
             record_timing(out_dir, run.name, profile_name, run.seconds)
         if run.executed.is_file():
+            print(f"[aigc.course]   rendering {run.executed.with_suffix('.html').name}", file=stream, flush=True)
             notebook_to_html(run.executed)
         runs.append(run)
     index = write_index(runs, out_dir, profile_name)

@@ -97,9 +97,11 @@ def test_progress_counts_code_cells_and_estimates_time_left():
         progress.on_cell_start({"cell_type": "code", "source": "  "}, 2)  # empty cells are not executed
         progress.on_cell_start({"cell_type": "code", "source": "y = 2"}, 3)
         assert progress.cell == 2
-        assert re.fullmatch(r"03_dcgan  cell 2/3  0:0\d elapsed  ~9:5\d left \(the notebook's Time line: 10:00\)",
-                            progress.line()), progress.line()
-    assert out.getvalue().startswith("[aigc.course] 03_dcgan  cell 0/3  0:00 elapsed")
+        # a busy machine may stall this thread for seconds: the elapsed and the left add up to the estimate
+        match = re.fullmatch(r"03_dcgan  cell 2/3  0:(\d\d) elapsed  ~9:(\d\d) left \(the notebook's Time line: 10:00\)",
+                             progress.line())
+        assert match and 59 <= int(match[1]) + int(match[2]) <= 60, progress.line()
+    assert re.match(r"\[aigc\.course\] 03_dcgan  cell 0/3  0:\d\d elapsed", out.getvalue()), out.getvalue()
     progress.estimate = 0.001
     assert "over the estimate" in progress.line()
 

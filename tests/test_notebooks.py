@@ -288,19 +288,28 @@ CHECKS: dict[str, Callable[[dict], None]] = {
 }
 
 
-@pytest.fixture(scope="session")
-def executed(tmp_path_factory) -> dict[str, object]:
-    """Execute every notebook once with the smoke profile (papermill), keyed by name."""
-    out = tmp_path_factory.mktemp("executed")
-    runs, durations = {}, {}
-    for path in ALL_NOTEBOOKS:
+class _SmokeRuns(dict):
+    """Smoke runs by notebook name, each executed on first use: `-k <name>` executes only the notebooks it keeps."""
+
+    def __init__(self, out: Path):
+        super().__init__()
+        self.out, self.durations = out, {}
+
+    def __missing__(self, name: str):
         start = time.perf_counter()
-        runs[path.stem] = execute_notebook(path, out, profile="smoke")
-        durations[path.stem] = round(time.perf_counter() - start, 1)
+        run = self[name] = execute_notebook(NOTEBOOKS / f"{name}.ipynb", self.out, profile="smoke")
+        self.durations[name] = round(time.perf_counter() - start, 1)
+        return run
+
+
+@pytest.fixture(scope="session")
+def executed(tmp_path_factory):
+    """Execute each notebook once with the smoke profile (papermill), keyed by name, when a test first asks."""
+    runs = _SmokeRuns(tmp_path_factory.mktemp("executed"))
+    yield runs
     (Path("build")).mkdir(exist_ok=True)
-    Path("build/notebook-smoke-seconds.json").write_text(json.dumps(durations, indent=1))
-    print("\nsmoke run seconds per notebook:", durations)
-    return runs
+    Path("build/notebook-smoke-seconds.json").write_text(json.dumps(runs.durations, indent=1))
+    print("\nsmoke run seconds per notebook:", runs.durations)
 
 
 @pytest.mark.notebooks
