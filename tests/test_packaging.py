@@ -6,6 +6,7 @@ import ast
 import re
 import sys
 import tomllib
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,12 @@ def test_floors_become_exact_pins():
     with pytest.raises(SystemExit, match="no plain '>=' floor"):
         floors(["torch~=2.4"])
     assert floors(_project()["dependencies"])  # every declared dependency has a floor the tool can pin
+
+
+def test_every_subpackage_is_in_the_wheel():
+    # a plain `pip install .` (not -e) ships only the packages setuptools is told about: diffusion/, lm/, metrics/
+    include = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "aigc_lib").rglob("__init__.py")}
+    assert {"aigc_lib", "aigc_lib.diffusion", "aigc_lib.lm"} <= packages
+    missing = {name for name in packages if not any(fnmatch(name, pattern) for pattern in include)}
+    assert not missing, f"pyproject.toml [tool.setuptools.packages.find] misses {missing}"
