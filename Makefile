@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 course: $(STAMP)
-	$(PY) tools/build_course.py --profile $(PROFILE) --out build/course
+	$(PY) tools/build_course.py --profile $(PROFILE) --out build/course $(if $(ONLY),--only $(ONLY))
 
 # Unit + papermill + hygiene tests, then nbval (--nbval-lax: only cells marked NBVAL_CHECK_OUTPUT are compared).
 TEST_ENV := AIGC_PROFILE=smoke AIGC_HEADLESS=1 AIGC_RUNS_DIR=$(CURDIR)/build/nbval-runs
