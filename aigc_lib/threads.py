@@ -14,6 +14,7 @@ import torch
 
 THREADS_ENV = "AIGC_THREADS"  # a fixed thread count, e.g. AIGC_THREADS=4; "auto" or unset: count free cores
 OMP_ENV = "OMP_NUM_THREADS"  # the OpenMP standard variable; respected when it is set
+PROC_STAT = "/proc/stat"  # Linux: CPU time per CPU since boot
 
 
 @dataclass(frozen=True)
@@ -36,19 +37,25 @@ def available_cores() -> int:
 
 
 def _cpu_times() -> tuple[int, int] | None:
-    """(busy, total) jiffies summed over the machine's CPUs from /proc/stat, or None where it does not exist."""
+    """(busy, total) jiffies of the CPUs this process may use, from /proc/stat; None where it does not exist."""
+    mine = {f"cpu{i}" for i in os.sched_getaffinity(0)} if hasattr(os, "sched_getaffinity") else None
+    busy = total = 0
     try:
-        with open("/proc/stat", encoding="ascii") as f:
-            fields = [int(x) for x in f.readline().split()[1:]]
-    except (OSError, ValueError):
+        with open(PROC_STAT, encoding="ascii") as f:
+            for line in f:
+                name, *values = line.split()
+                if not name.startswith("cpu") or name == "cpu" or (mine is not None and name not in mine):
+                    continue
+                fields = [int(x) for x in values[:8]]  # user nice system idle iowait irq softirq steal
+                idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+                busy, total = busy + sum(fields) - idle, total + sum(fields)
+    except (OSError, ValueError, IndexError):
         return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    total = sum(fields[:8])  # user nice system idle iowait irq softirq steal (guest is inside user)
-    return total - idle, total
+    return (busy, total) if total else None
 
 
 def busy_fraction(sample_s: float = 0.3) -> float | None:
-    """Share of the machine's CPU time spent busy over the next ``sample_s`` seconds (Linux), else the 1-min load."""
+    """Share of time this process's CPUs were busy over the next ``sample_s`` seconds (Linux), else the 1-min load."""
     before = _cpu_times()
     if before is not None:
         time.sleep(sample_s)

@@ -208,6 +208,19 @@ def test_thread_choice_respects_the_environment(monkeypatch):
         threads.choose_threads()
 
 
+def test_busy_fraction_reads_the_cpus_this_process_may_use(tmp_path, monkeypatch):
+    stat = tmp_path / "stat"
+    monkeypatch.setattr(threads, "PROC_STAT", str(stat))
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    samples = iter([  # cpu0 busy all the time, cpu1 idle, cpu2 (not ours) busy; fields: user nice system idle ...
+        "cpu  300 0 0 100 0 0 0 0 0 0\ncpu0 100 0 0 0 0 0 0 0 0 0\ncpu1 0 0 0 100 0 0 0 0 0 0\ncpu2 200 0 0 0\nintr 1\n",
+        "cpu  600 0 0 200 0 0 0 0 0 0\ncpu0 200 0 0 0 0 0 0 0 0 0\ncpu1 0 0 0 200 0 0 0 0 0 0\ncpu2 400 0 0 0\nintr 1\n",
+    ])
+    monkeypatch.setattr(threads.time, "sleep", lambda s: stat.write_text(next(samples)))
+    stat.write_text(next(samples))
+    assert threads.busy_fraction() == 0.5  # one of our two cores busy; the whole machine was 75 % busy
+
+
 def test_busy_fraction_is_a_share_and_set_cpu_threads_applies_it(monkeypatch):
     busy = threads.busy_fraction(0.05)
     assert busy is None or 0.0 <= busy <= 1.0
