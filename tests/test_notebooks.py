@@ -234,8 +234,10 @@ def _check_08(r: dict) -> None:
     # measured on a 2-core CPU, smoke (recipe "smoke": VAE 0.24M, text encoder 0.02M, UNet 1.06M; 100 steps each):
     # VAE MSE 0.84 -> 0.024 (unseen images 0.019); UNet loss 0.89 -> 0.121; latent scale 0.848;
     # our seven-step loop equals pipe(...) exactly (0.0); the judge reads real shapes 100% right. A model this small
-    # and short-trained does not follow prompts yet (all three right: 0%), so smoke checks the code paths only;
-    # quick and full report prompt accuracy.
+    # and short-trained does not follow prompts yet: colour 14-19% at w = 1, 3, 7.5 vs a chance level of 19% (the
+    # same images scored against shuffled prompts), all three 0-3% vs 0-0.3%; its held-out noise-prediction loss is
+    # 0.1051 with the images' own captions and 0.1052 with shuffled ones (busy 2-core CPU). So smoke checks that
+    # training shows in the pictures (FD below), not prompt following; quick and full report prompt accuracy.
     assert r["source"] == "local" and r["recipe"] == "smoke", (r["source"], r["recipe"])
     assert r["vae_loss_last"] < 0.1 * r["vae_loss_first"], (r["vae_loss_first"], r["vae_loss_last"])  # 0.029x
     assert r["vae_mse"] < 0.05, r["vae_mse"]  # unseen images; 0.019 measured
@@ -243,8 +245,11 @@ def _check_08(r: dict) -> None:
     assert r["loop_vs_pipe_max_diff"] < 1e-5, r["loop_vs_pipe_max_diff"]
     assert {"model_index.json", "unet", "vae", "text_encoder", "tokenizer", "scheduler"} <= set(r["reload_files"])
     assert r["judge_real"]["all"] > 0.95, r["judge_real"]  # the judge, not the generator, is checked here
-    assert set(r["guidance_sweep"]) == {"1.0", "3.0", "7.5"} and str(r["best_guidance"]) in r["guidance_sweep"]
-    assert all(0 <= v["all"] <= v["color"] <= 1 for v in r["guidance_sweep"].values())
+    assert set(r["guidance_sweep"]) == set(r["guidance_chance"]) == {"1.0", "3.0", "7.5"}
+    # FD in the judge's features to 36 real images: trained 39.7-40.1 at w = 1-7.5, the same parts untrained 65.3
+    # (0.61x; real vs real 18.2). Demand 0.8x.
+    assert r["fd_trained"] < 0.8 * r["fd_untrained"], (r["fd_trained"], r["fd_untrained"])
+    assert math.isfinite(r["caption_loss_own"]) and math.isfinite(r["caption_loss_shuffled"])
     assert set(r["steps_sweep"]) == {"2", "5", "10"} and set(r["img2img"]) == {"0.3", "0.9"}
     assert r["params"]["UNet"] > r["params"]["VAE"] > r["params"]["text encoder"] > 0
 
