@@ -266,7 +266,12 @@ def _check_09(r: dict) -> None:
     assert r["source"] == "local" and r["recipe"] == "smoke", (r["source"], r["recipe"])
     assert 0 < r["lora_share"] < 0.05 and r["trainable_lora"] > 0, r["lora_share"]
     assert r["zero_init_diff"] == 0.0, r["zero_init_diff"]  # B = 0: the adapted UNet starts as the base
-    assert r["dloss_star_after"] < r["dloss_star_before"], (r["dloss_star_before"], r["dloss_star_after"])
+    # held-out star denoising loss (64 unseen star images, the same noise at 8 timesteps for every model): 0.1856 ->
+    # 0.1841 after 40 LoRA steps, a 0.78% drop (busy 2-core CPU; old shapes 0.36%). With LEARN=False the adapter keeps
+    # B = 0 and the loss does not move. Asked for a star, the judge reads 52% stars before and after: no check there.
+    # Demand half the measured drop.
+    drop = 1 - r["dloss_star_after"] / r["dloss_star_before"]
+    assert drop > 0.004, (r["dloss_star_before"], r["dloss_star_after"], drop)
     assert r["adapter_bytes"] < 0.1 * r["unet_bytes"], (r["adapter_bytes"], r["unet_bytes"])  # 0.024x measured
     assert r["reload_diff"] < 1e-5 and r["unload_diff"] == 0.0, (r["reload_diff"], r["unload_diff"])
     assert r["fuse_diff"] < 1e-3 and r["unfuse_diff"] < 1e-3, (r["fuse_diff"], r["unfuse_diff"])  # float rounding
