@@ -28,7 +28,7 @@ from aigc_lib.diffusion.schedules import NoiseSchedule
 from aigc_lib.diffusion.tokenizer import tokenize, train_caption_tokenizer
 from aigc_lib.diffusion.training import DiffusionStep
 from aigc_lib.hub import ModelNotAvailableError, find_source, load_pretrained
-from aigc_lib.runtime import pick_device
+from aigc_lib.runtime import pick_device, steps_scale
 from aigc_lib.shapes import SHAPES, all_captions
 
 __all__ = ["MINI_SD_RECIPES", "SD15_HUB_ID", "SD_CACHE", "MiniSD", "MiniSDRecipe", "VAEStep", "build_mini_sd",
@@ -71,7 +71,7 @@ class MiniSDRecipe:
 
     def key(self) -> str:
         """Cache key: the recipe and the code that trains and saves the model (notebook 08)."""
-        return storage.cache_key(self, *_BUILD_CODE)
+        return storage.cache_key({**asdict(self), "steps_scale": steps_scale()}, *_BUILD_CODE)  # rehearsals
 
 
 MINI_SD_RECIPES: dict[str, MiniSDRecipe] = {
@@ -223,13 +223,13 @@ def generate(pipe: Any, prompts: Sequence[str], *, steps: int = 25, guidance_sca
 
 def _fit(models: Mapping[str, nn.Module], step_fn: Any, loader: Any, steps: int, lr: float, *, device: Any,
          hooks: Sequence[Any] = (), progress: bool = True, params: Sequence[nn.Parameter] | None = None,
-         log_every: int = 25, warmup: int = 100) -> Any:
+         log_every: int = 25, warmup: int = 100, scale_steps: bool = True) -> Any:
     params = list(params) if params is not None else [p for m in models.values() for p in m.parameters()]
     params = [p for p in params if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
     config = train.TrainConfig(max_steps=steps, device=None if device is None else str(device), log_every=log_every,
-                         max_grad_norm=1.0, progress=progress)
+                         max_grad_norm=1.0, progress=progress, scale_steps=scale_steps)
     trainer = train.Trainer(dict(models), {"model": optimizer}, step_fn, loader, config,
                       schedulers={"model": schedule}, hooks=list(hooks))
     trainer.fit()
@@ -261,8 +261,9 @@ def train_text_to_image(unet: nn.Module, text_encoder: nn.Module, latents: Tenso
     # one EMA per trained model, each under its own name (hook states are keyed by name in checkpoints)
     hooks = [train.EMA(m, decay=recipe.ema_decay, name=f"EMA_{m}") for m in trained] if ema else []
     loader = data.TensorLoader(latents, input_ids, batch_size=recipe.unet_batch, seed=recipe.seed)
+    # a recipe's step count shrinks in rehearsals; a count given by the caller was already scaled there
     trainer = _fit(models, step, loader, steps or recipe.unet_steps, lr or recipe.unet_lr, device=device,
-                   hooks=hooks, progress=progress, params=params, warmup=warmup)
+                   hooks=hooks, progress=progress, params=params, warmup=warmup, scale_steps=steps is None)
     for hook in hooks:  # sample with the averaged weights
         models[hook.model_name].load_state_dict(hook.model.state_dict())
     return trainer

@@ -26,7 +26,7 @@ from aigc_lib.lm.data import encode_corpus, pack_blocks
 from aigc_lib.lm.model import GPT, GPTConfig
 from aigc_lib.lm.tokenize import train_bpe_tokenizer
 from aigc_lib.lm.training import LMStep, lm_eval_fn, lm_optimizer, warmup_cosine
-from aigc_lib.runtime import is_online
+from aigc_lib.runtime import is_online, steps_scale
 
 __all__ = ["BASE_RECIPES", "BaseRecipe", "build_offline_base", "load_base_lm", "load_causal_lm"]
 
@@ -53,7 +53,8 @@ class BaseRecipe:
     def key(self) -> str:
         """Cache key: the recipe, the Python (whose docstrings are the default corpus) and the code that builds
         the model, so a change to that code can never serve a model built by the old one (notebook 05)."""
-        return storage.cache_key({**asdict(self), "python": platform.python_version()}, *_BUILD_CODE)
+        what = {**asdict(self), "python": platform.python_version(), "steps_scale": steps_scale()}  # rehearsals
+        return storage.cache_key(what, *_BUILD_CODE)
 
 
 BASE_RECIPES = {  # measured times: docs/lm.md and notebook 05's intro
@@ -97,7 +98,7 @@ def build_offline_base(recipe: BaseRecipe | str = "quick", cache_dir: str | os.P
     model = GPT(cfg)
     optimizer = lm_optimizer(model, recipe.lr, recipe.weight_decay)
     config = train.TrainConfig(max_steps=recipe.steps, max_grad_norm=1.0, device=device, progress=progress,
-                               log_every=max(1, recipe.steps // 20))
+                               log_every=max(1, recipe.steps // 20), scale_steps=True)
     loader = data.TensorLoader(blocks[train_idx], batch_size=recipe.batch_size, seed=recipe.seed)
     val = blocks[val_idx][:256].split(recipe.batch_size)
     trainer = train.Trainer(model, optimizer, LMStep(), loader, config, eval_fn=lm_eval_fn(val),

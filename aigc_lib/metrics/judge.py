@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from aigc_lib import storage
 from aigc_lib.data import DATA_DIR, ImageData, TensorLoader, make_shapes, split_indices
 from aigc_lib.metrics.image import as_images, class_coverage, frechet_distance
-from aigc_lib.runtime import pick_device
+from aigc_lib.runtime import pick_device, steps_scale
 from aigc_lib.shapes import SHAPE_ATTRIBUTES
 from aigc_lib.train import TrainConfig, Trainer
 
@@ -130,7 +130,7 @@ def _fit(model: ImageClassifier, images: Tensor, labels: Mapping[str, Tensor], *
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
     config = TrainConfig(max_steps=steps, precision="fp32", device=str(device), progress=progress,
-                         log_every=max(1, min(50, steps)))
+                         log_every=max(1, min(50, steps)), scale_steps=True)
     Trainer(model, optimizer, step, loader, config, schedulers={"model": schedule}, eval_fn=evaluate,
             run_config=asdict(model.config)).fit()
     return _accuracy(model, images[test], {n: labels[n][test] for n in names})
@@ -149,7 +149,7 @@ def _cache_key(name: str, images: Tensor, labels: Mapping[str, Tensor], **settin
     fingerprint = [round(float(sample.sum()), 3), round(float(sample.square().mean()), 6),
                    *(int(y.sum()) for y in labels.values())]
     payload = {"name": name, "n": len(images), "shape": list(images.shape[1:]), "fingerprint": fingerprint,
-               **settings}
+               "steps_scale": steps_scale(), **settings}  # a rehearsal's short-trained judge is cached apart
     # the code that trains a judge is part of its key: changing it can never serve a stale judge
     return storage.cache_key(payload, ClassifierConfig, _block, ImageClassifier, _fit)
 
