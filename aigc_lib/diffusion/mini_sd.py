@@ -262,7 +262,8 @@ def train_text_to_image(unet: nn.Module, text_encoder: nn.Module, latents: Tenso
     hooks = [train.EMA(m, decay=recipe.ema_decay, name=f"EMA_{m}") for m in trained] if ema else []
     loader = data.TensorLoader(latents, input_ids, batch_size=recipe.unet_batch, seed=recipe.seed)
     # a recipe's step count shrinks in rehearsals; a count given by the caller was already scaled there
-    trainer = _fit(models, step, loader, steps or recipe.unet_steps, lr or recipe.unet_lr, device=device,
+    trainer = _fit(models, step, loader, recipe.unet_steps if steps is None else steps,
+                   recipe.unet_lr if lr is None else lr, device=device,
                    hooks=hooks, progress=progress, params=params, warmup=warmup, scale_steps=steps is None)
     for hook in hooks:  # sample with the averaged weights
         models[hook.model_name].load_state_dict(hook.model.state_dict())
