@@ -445,7 +445,7 @@ def test_stdlib_docs_build_is_deterministic_and_cached(tmp_path: Path, monkeypat
         builds.append(stdlib)
         return docs
 
-    monkeypatch.setattr(data, "_stdlib_docstrings", fake_build)
+    monkeypatch.setattr(data.text, "_stdlib_docstrings", fake_build)  # where load_text looks it up
     first = load_text("stdlib-docs", root=tmp_path)
     assert "built from" in capsys.readouterr().out and len(builds) == 1
     assert first == "\n\n".join(docs) + "\n" and first in load_text("stdlib-docs")  # json's part of the whole
