@@ -250,7 +250,7 @@ def _check_08(r: dict) -> None:
     assert r["judge_real"]["all"] > 0.95, r["judge_real"]  # the judge, not the generator, is checked here
     assert set(r["guidance_sweep"]) == set(r["guidance_chance"]) == {"1.0", "3.0", "7.5"}
     # FD in the judge's features to 36 real images: trained 39.7-40.1 at w = 1-7.5, the same parts untrained 65.3
-    # (0.61x; real vs real 18.2). Demand 0.8x.
+    # (0.61x; real vs real 18.2); with LEARN=False 73.9 vs 65.4 (1.13x). Demand 0.8x.
     assert r["fd_trained"] < 0.8 * r["fd_untrained"], (r["fd_trained"], r["fd_untrained"])
     assert math.isfinite(r["caption_loss_own"]) and math.isfinite(r["caption_loss_shuffled"])
     assert set(r["steps_sweep"]) == {"2", "5", "10"} and set(r["img2img"]) == {"0.3", "0.9"}
