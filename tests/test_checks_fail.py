@@ -8,41 +8,23 @@ or trivial baseline.
 """
 from __future__ import annotations
 
-import json
-import time
-from pathlib import Path
-
 import pytest
-from test_notebooks import CHECKS  # tests/ is on sys.path (pytest inserts the rootdir of each test file)
+from test_notebooks import (  # tests/ is on sys.path (pytest inserts the rootdir of each test file)
+    CHECKS,
+    SmokeRuns,
+)
 
-from aigc_lib.course import NOTEBOOKS, course_notebooks, execute_notebook
+from aigc_lib.course import NOTEBOOKS, course_notebooks
 
 CONTROL_NOTEBOOKS = course_notebooks() + [NOTEBOOKS / "NN_chapter_template.ipynb"]  # the template trains too
-
-
-class _ControlRuns(dict):
-    """LEARN=False smoke runs by notebook name, each executed on first use (``-k`` runs only the ones it keeps)."""
-
-    def __init__(self, out: Path):
-        super().__init__()
-        self.out, self.durations = out, {}
-
-    def __missing__(self, name: str):
-        start = time.perf_counter()
-        run = self[name] = execute_notebook(NOTEBOOKS / f"{name}.ipynb", self.out, profile="smoke",
-                                            parameters={"LEARN": False})
-        self.durations[name] = round(time.perf_counter() - start, 1)
-        return run
 
 
 @pytest.fixture(scope="session")
 def control_runs(tmp_path_factory):
     """Execute each notebook once in smoke with LEARN=False (papermill), keyed by name, when a test first asks."""
-    runs = _ControlRuns(tmp_path_factory.mktemp("learn-false"))
+    runs = SmokeRuns(tmp_path_factory.mktemp("learn-false"), parameters={"LEARN": False})
     yield runs
-    Path("build").mkdir(exist_ok=True)
-    Path("build/notebook-checks-fail-seconds.json").write_text(json.dumps(runs.durations, indent=1))
-    print("\nLEARN=False smoke run seconds per notebook:", runs.durations)
+    runs.write_durations("build/notebook-checks-fail-seconds.json", "LEARN=False smoke run")
 
 
 @pytest.mark.notebooks
