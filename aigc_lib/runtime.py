@@ -54,7 +54,11 @@ def pick_device(prefer: str | torch.device | None = None) -> torch.device:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    device = torch.device(wanted)
+    try:
+        device = torch.device(wanted)
+    except RuntimeError:  # torch's own message ("Expected one of cpu, cuda, ...") lists devices we do not support
+        raise DeviceUnavailableError(
+            f"unknown device {wanted!r}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'.") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DeviceUnavailableError(
             f"device {wanted!r} was asked for, but this machine has no CUDA GPU that PyTorch can see "

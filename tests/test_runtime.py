@@ -44,6 +44,8 @@ def test_unknown_device_is_rejected():
     # "xla" (a TPU in PyTorch) is a device string torch.device accepts, so the error must be ours, naming the choices
     with pytest.raises(DeviceUnavailableError, match=r"unknown device 'xla': use 'auto', 'cpu', 'cuda'"):
         pick_device("xla")
+    with pytest.raises(DeviceUnavailableError, match=r"unknown device 'tpu': use 'auto', 'cpu', 'cuda'"):
+        pick_device("tpu")  # a string torch.device itself rejects: still our error, not torch's
 
 
 def test_precision_policy(monkeypatch):
