@@ -27,7 +27,7 @@ from aigc_lib.storage import atomic_write
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 TIMINGS = "timings.json"  # in the output folder: measured seconds per notebook and profile, for the next ETA
-META_KEYS = ("notebook", "profile", "device", "precision", "online", "seconds")  # what save_results adds
+META_KEYS = ("notebook", "profile", "device", "precision", "online", "seconds", "matmul_gflops")  # save_results adds
 
 
 def course_notebooks(folder: Path = NOTEBOOKS) -> list[Path]:
@@ -348,7 +348,21 @@ def summary_table(runs: list[NotebookRun]) -> str:
     total = sum(run.seconds for run in runs) / 60
     lines.append(f"{len(runs)} notebook{'s' if len(runs) != 1 else ''}, {sum(not r.ok for r in runs)} failed, "
                  f"{total:.1f} minutes in all")
+    speed = machine_speed(runs)
+    if speed:
+        lines.append(speed)
     return "\n".join(lines)
+
+
+def machine_speed(runs: list[NotebookRun]) -> str | None:
+    """The machine's measured fp32 matmul speed over the notebooks (each measures it as it starts): the reference
+    that says what the minutes above mean elsewhere. A spread says the machine was busy part of the time."""
+    speeds = sorted(r.results["matmul_gflops"] for r in runs if r.results.get("matmul_gflops"))
+    if not speeds:
+        return None
+    median = speeds[len(speeds) // 2]
+    spread = f" (lowest {speeds[0]:.0f}, highest {speeds[-1]:.0f})" if len(speeds) > 1 else ""
+    return f"machine speed: {median:.0f} GFLOP/s fp32 matmul, median of {len(speeds)} notebook starts{spread}"
 
 
 def extract_images(executed: Path, folder: Path) -> list[Path]:
@@ -411,12 +425,15 @@ def write_index(runs: list[NotebookRun], out_dir: Path, profile: str) -> Path:
          f"{time.strftime('%Y-%m-%d %H:%M')}.</p>"),
         "<h2>Summary</h2>",
         _table(summary_rows(runs), ("notebook", "status", "minutes", "key result"), "summary", anchors=True),
+        f"<p>{esc(machine_speed(runs) or '')}</p>",
     ]
     for run in runs:
         status = "<span class='ok'>ok</span>" if run.ok else "<span class='fail'>FAILED</span>"
         page = run.executed.with_suffix(".html")
         link = f"<a href='{page.name}'>{esc(run.name)}</a>" if page.is_file() else esc(run.name)
         where = ", ".join(f"{k} {run.results[k]}" for k in ("profile", "device") if k in run.results)
+        if run.results.get("matmul_gflops"):
+            where += f" at {run.results['matmul_gflops']:.0f} GFLOP/s fp32 matmul"
         parts.append(f"<h2 id='{esc(run.name)}'>{link}</h2><p>{status}, {run.seconds / 60:.1f} min"
                      f"{', ' + esc(where) if where else ''}</p>")
         if run.error:

@@ -288,6 +288,29 @@ def is_headless() -> bool:
     return shell is None or shell.__class__.__name__ != "ZMQInteractiveShell"
 
 
+# --------------------------------------------------------------------------------------------- machine speed
+def matmul_gflops(device: torch.device | str | None = None, n: int | None = None, repeats: int = 8) -> float:
+    """Measured fp32 matrix-multiply speed of ``device`` in GFLOP/s (median of ``repeats``; about 0.2 s).
+
+    One reference figure that puts every time a notebook prints in context: a quiet 2-core CI machine measures
+    about 120, a laptop a few hundred, a T4 several thousand; a busy machine measures less than it can do.
+    """
+    device = torch.device(device) if device is not None else pick_device()
+    n = n or (4096 if device.type == "cuda" else 512)
+    a, b = (torch.randn(n, n, device=device) for _ in range(2))
+    times = []
+    for i in range(repeats + 2):  # two warm-up runs
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        torch.mm(a, b)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i >= 2:
+            times.append(time.perf_counter() - start)
+    return 2 * n**3 / sorted(times)[len(times) // 2] / 1e9  # an n x n x n matmul is 2 n^3 flops
+
+
 # --------------------------------------------------------------------------------------------- describe
 def _version(package: str) -> str:
     try:
@@ -374,7 +397,13 @@ class Run:
     seed: int
     dir: Path
     online: bool
+    gflops: float | None = None  # measured fp32 matmul GFLOP/s at the start: the machine's speed (matmul_gflops)
     started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def machine(self) -> str:
+        """``"cpu, 119 GFLOP/s"``: the device and its measured speed, to print beside a time."""
+        return f"{self.device}, {self.gflops:.0f} GFLOP/s" if self.gflops else str(self.device)
 
     @property
     def figures_dir(self) -> Path:
@@ -395,6 +424,7 @@ class Run:
             "emulate": emulated_gpu() or "none",
             "steps_scale": steps_scale(),
             "seconds": round(time.perf_counter() - self.started, 2),
+            "matmul_gflops": None if self.gflops is None else round(self.gflops, 1),
             **results,
         }
         if self.device.type == "cuda":  # `make rehearse` reports it: the full profiles must fit a T4
@@ -427,13 +457,15 @@ def start_run(
     folder = Path(run_dir) if run_dir else Path(os.environ.get("AIGC_RUNS_DIR", "runs")) / name
     folder.mkdir(parents=True, exist_ok=True)
     apply_emulation(dev)
-    run = Run(name, prof, dev, precision_for(dev), seed, folder, is_online())
+    threads = set_cpu_threads()
+    run = Run(name, prof, dev, precision_for(dev), seed, folder, is_online(), gflops=matmul_gflops(dev))
     if is_headless():
         os.environ["AIGC_FIGURES_DIR"] = str(run.figures_dir)
     scale = steps_scale()
     print(
         f"[aigc] {name}: profile {prof}{f' (step counts x{scale:g})' if scale != 1 else ''}, "
-        f"device {dev} ({run.precision}{', emulating a T4' if emulated_gpu() else ''}, {set_cpu_threads()}), seed {seed}, "
+        f"device {dev} ({run.precision}{', emulating a T4' if emulated_gpu() else ''}, {threads}, "
+        f"{run.gflops:.0f} GFLOP/s fp32 matmul), seed {seed}, "
         f"{'online' if run.online else 'offline'}, outputs in {folder}"
     )
     return run

@@ -119,12 +119,12 @@ def test_format_value_words_and_units():
 FAKE = {
     "05_gpt2_finetuning": {
         "notebook": "05_gpt2_finetuning", "profile": "quick", "device": "cpu", "precision": "no", "online": False,
-        "seconds": 300.0, "ppl_before": 557.2, "ppl_after": 1.3712, "bleu_base": 1.2, "bleu": 31.4,
+        "seconds": 300.0, "matmul_gflops": 118.4, "ppl_before": 557.2, "ppl_after": 1.3712, "bleu_base": 1.2, "bleu": 31.4,
         "source": "offline base", "steps": 600, "mystery_metric": 0.123456, "peak_gpu_gib": None,
         "decoding": [{"strategy": "greedy", "distinct_2": 0.4}], "scores": {"unseen/base": {"bleu": 1.2}},
     },
     "09_finetuning_diffusion": {
-        "notebook": "09_finetuning_diffusion", "profile": "quick", "seconds": 570.0,
+        "notebook": "09_finetuning_diffusion", "profile": "quick", "seconds": 570.0, "matmul_gflops": 61.0,
         "star_before": {"color": 0.5, "shape": 0.0, "position": 0.6, "all": 0.0},
         "star_after": {"color": 0.9, "shape": 0.85, "position": 0.95, "all": 0.824},
         "adapter_bytes": 101_888, "unet_bytes": 4_194_304, "judge_accuracy": 0.97,
@@ -158,7 +158,9 @@ def test_summary_table_has_one_line_per_notebook(tmp_path):
                     lines[2])
     assert re.match(r"07_diffusion_from_scratch +FAILED +1\.0  PapermillExecutionError: cell 4 raised ValueError$",
                     lines[4])
-    assert lines[-1] == "3 notebooks, 1 failed, 15.5 minutes in all"
+    assert lines[-2] == "3 notebooks, 1 failed, 15.5 minutes in all"
+    # the reference figure beside the minutes; the spread shows a notebook ran while the machine was busy
+    assert lines[-1] == "machine speed: 118 GFLOP/s fp32 matmul, median of 2 notebook starts (lowest 61, highest 118)"
 
 
 def test_index_opens_with_the_summary_and_labels_every_result(tmp_path):

@@ -156,6 +156,28 @@ def test_caption_dropout_uses_the_empty_prompt():
         D.DiffusionStep(D.NoiseSchedule(10), caption_dropout=1.0)
 
 
+def test_min_snr_weights_each_sample_by_min_snr_gamma_over_snr():
+    class Trainer_:
+        models = {"model": ToyEps()}
+
+    schedule, x0 = D.NoiseSchedule(1000), torch.randn(256, 1, 2, 2)
+    torch.manual_seed(0)
+    plain = D.DiffusionStep(schedule).loss(Trainer_(), x0)
+    torch.manual_seed(0)  # the same t and noise, drawn in the same order
+    weighted = D.DiffusionStep(schedule, snr_gamma=5.0).loss(Trainer_(), x0)
+    # recompute by hand: per-sample MSE times min(SNR, 5) / SNR
+    torch.manual_seed(0)
+    t = torch.randint(0, 1000, (256,))
+    noise = torch.randn_like(x0)
+    error = (ToyEps()(schedule.q_sample(x0, t, noise), t) - noise).pow(2).mean(dim=(1, 2, 3))
+    snr = schedule.snr(t)
+    assert torch.allclose(weighted, (error * snr.clamp(max=5.0) / snr).mean(), rtol=1e-5)
+    assert torch.allclose(plain, error.mean(), rtol=1e-5)
+    assert weighted < plain  # low-noise steps (SNR > 5) count less, none counts more
+    with pytest.raises(ValueError, match="snr_gamma"):
+        D.DiffusionStep(schedule, snr_gamma=0.0)
+
+
 def test_wrong_objective_ignores_the_timestep():
     s, x0 = D.NoiseSchedule(100), torch.rand(4, 1, 4, 4)
     seen = []

@@ -114,10 +114,13 @@ def test_describe_prints_every_field(capsys):
 def test_start_run_creates_folder_and_writes_results(tmp_path, capsys):
     run = start_run("99_test", profile="smoke", seed=3, run_dir=tmp_path / "r", device="cpu")
     assert run.dir.is_dir() and run.profile.name == "smoke"
-    assert "profile smoke" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "profile smoke" in out and f"{run.gflops:.0f} GFLOP/s fp32 matmul" in out
+    assert run.gflops > 1 and run.machine == f"cpu, {run.gflops:.0f} GFLOP/s"  # any CPU does > 1 GFLOP/s
     path = run.save_results({"loss": torch.tensor(0.5), "values": np.arange(3)})
     data = json.loads(path.read_text())
     assert data["loss"] == 0.5 and data["values"] == [0, 1, 2] and data["profile"] == "smoke"
+    assert data["matmul_gflops"] == round(run.gflops, 1)
     with pytest.raises(TypeError, match="cannot store"):
         run.save_results({"bad": object()})
 

@@ -62,6 +62,7 @@ class MiniSDRecipe:
     unet_batch: int = 128
     unet_lr: float = 1e-3
     caption_dropout: float = 0.1
+    snr_gamma: float | None = None  # min-SNR loss weighting; None: the plain epsilon loss
     ema_decay: float = 0.999
     seed: int = 0
 
@@ -256,7 +257,8 @@ def train_text_to_image(unet: nn.Module, text_encoder: nn.Module, latents: Tenso
     models = {"unet": unet, "text_encoder": text_encoder}  # a frozen one (requires_grad False) is only run
     step = DiffusionStep(NoiseSchedule.stable_diffusion(), unet="unet", text_encoder="text_encoder",
                          empty_ids=empty_ids,
-                         caption_dropout=recipe.caption_dropout if caption_dropout is None else caption_dropout)
+                         caption_dropout=recipe.caption_dropout if caption_dropout is None else caption_dropout,
+                         snr_gamma=recipe.snr_gamma)
     trained = [name for name, m in models.items() if any(p.requires_grad for p in m.parameters())]
     # one EMA per trained model, each under its own name (hook states are keyed by name in checkpoints)
     hooks = [train.EMA(m, decay=recipe.ema_decay, name=f"EMA_{m}") for m in trained] if ema else []

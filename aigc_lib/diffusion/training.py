@@ -64,12 +64,15 @@ class DiffusionStep:
     empty_ids: Tensor | None = None  # (1, L) token ids of the empty prompt
     caption_dropout: float = 0.1
     optimizer: str | None = None  # None: the trainer's only optimizer
+    snr_gamma: float | None = None  # min-SNR weighting (Hang et al. 2023): weight min(SNR_t, gamma) / SNR_t
 
     def __post_init__(self) -> None:
         if self.text_encoder is not None and self.empty_ids is None and self.caption_dropout > 0:
             raise ValueError("caption_dropout needs empty_ids: the token ids of the empty prompt '' (1, L).")
         if not 0 <= self.caption_dropout < 1:
             raise ValueError(f"caption_dropout must be in [0, 1), got {self.caption_dropout}.")
+        if self.snr_gamma is not None and self.snr_gamma <= 0:
+            raise ValueError(f"snr_gamma must be positive (5 is the paper's choice) or None, got {self.snr_gamma}.")
 
     def loss(self, trainer: Any, batch: Any) -> Tensor:
         x0 = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -85,7 +88,11 @@ class DiffusionStep:
                 drop = torch.rand(len(ids), device=ids.device) < self.caption_dropout
                 ids = torch.where(drop[:, None], self.empty_ids.to(ids.device).expand_as(ids), ids)
             cond = trainer.models[self.text_encoder](ids)[0]  # (N, L, D) last hidden state
-        return F.mse_loss(predict_noise(unet, xt, t, cond).float(), noise.float())
+        error = (predict_noise(unet, xt, t, cond).float() - noise.float()).pow(2).mean(dim=tuple(range(1, x0.ndim)))
+        if self.snr_gamma is not None:  # low-noise steps (large SNR) stop dominating the gradient
+            snr = schedule.snr(t).float()
+            error = error * snr.clamp(max=self.snr_gamma) / snr
+        return error.mean()
 
     def __call__(self, trainer: Any, batch: Any) -> dict[str, Tensor]:
         loss = self.loss(trainer, batch)
