@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from aigc_lib.storage import atomic_write
+from aigc_lib.machine import matmul_gflops
 from aigc_lib.threads import set_cpu_threads
 
 PROFILES = ("smoke", "quick", "full")
@@ -286,29 +287,6 @@ def is_headless() -> bool:
     except ImportError:
         return True
     return shell is None or shell.__class__.__name__ != "ZMQInteractiveShell"
-
-
-# --------------------------------------------------------------------------------------------- machine speed
-def matmul_gflops(device: torch.device | str | None = None, n: int | None = None, repeats: int = 8) -> float:
-    """Measured fp32 matrix-multiply speed of ``device`` in GFLOP/s (median of ``repeats``; about 0.2 s).
-
-    One reference figure that puts every time a notebook prints in context: a quiet 2-core CI machine measures
-    about 120, a laptop a few hundred, a T4 several thousand; a busy machine measures less than it can do.
-    """
-    device = torch.device(device) if device is not None else pick_device()
-    n = n or (4096 if device.type == "cuda" else 512)
-    a, b = (torch.randn(n, n, device=device) for _ in range(2))
-    times = []
-    for i in range(repeats + 2):  # two warm-up runs
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        torch.mm(a, b)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if i >= 2:
-            times.append(time.perf_counter() - start)
-    return 2 * n**3 / sorted(times)[len(times) // 2] / 1e9  # an n x n x n matmul is 2 n^3 flops
 
 
 # --------------------------------------------------------------------------------------------- describe
