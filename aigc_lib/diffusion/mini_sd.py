@@ -85,6 +85,8 @@ MINI_SD_RECIPES: dict[str, MiniSDRecipe] = {
     # steps), UNet 0.22 s/step; colour and shape are learned by step 1200, position only from about 1500 (at step
     # 1800: colour 98%, shape 96%, position 52%). The old recipe (VAE (32, 64, 64), UNet (64, 96), plain loss,
     # 600 + 2500 steps) took 36 min; VAE (32, 64, 64) at 300 steps reconstructs only 35% of shapes right.
+    # Position stayed at chance (7-10%) with each of: cosine LR decay over 1800 steps, v-prediction (1800 steps),
+    # a third UNet level (1200), a (64, 96) UNet (900), batch 32 for 3000 steps; notebook 08 reports the table.
     "quick": MiniSDRecipe("quick", n_images=10000, vae_channels=(16, 32, 32), vae_steps=1000, vae_batch=32,
                           vae_lr=3e-3, unet_channels=(32, 64), unet_steps=2400, unet_batch=64, unet_lr=3e-3,
                           snr_gamma=5.0, ema_decay=0.995),
