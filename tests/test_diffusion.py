@@ -44,6 +44,73 @@ def test_betas_equal_diffusers(kind, kw):
     assert torch.equal(ours.alphas_cumprod, theirs.alphas_cumprod)
 
 
+def test_zero_terminal_snr_matches_diffusers_and_ends_in_pure_noise():
+    from diffusers.schedulers.scheduling_ddpm import rescale_zero_terminal_snr
+
+    plain, zero = D.NoiseSchedule.stable_diffusion(), D.NoiseSchedule.stable_diffusion(zero_terminal_snr=True)
+    assert plain.alphas_cumprod[-1] > 4e-3  # SD's own schedule: x_T keeps sqrt(0.0047) = 7% of the image
+    assert zero.alphas_cumprod[-1] == 0 and zero.snr(torch.tensor([999])).item() == 0
+    assert torch.allclose(zero.alphas_cumprod[0], plain.alphas_cumprod[0])  # the clean end is kept
+    assert torch.all(zero.alphas_cumprod[1:] < zero.alphas_cumprod[:-1])
+    assert torch.equal(zero.betas, rescale_zero_terminal_snr(plain.betas.clone()))
+    theirs = zero.to_diffusers("ddpm")
+    assert theirs.config.rescale_betas_zero_snr and theirs.config.timestep_spacing == "trailing"
+    assert torch.equal(theirs.alphas_cumprod, zero.alphas_cumprod)
+    # the config round trip (chapter 09 reads the process off a pipeline's scheduler)
+    for schedule in (plain, zero):
+        back = D.NoiseSchedule.from_diffusers(schedule.to_diffusers("dpm++").config)
+        assert back.zero_terminal_snr == schedule.zero_terminal_snr
+        assert torch.equal(back.alphas_cumprod, schedule.alphas_cumprod)
+    with pytest.raises(ValueError, match="beta_schedule"):
+        D.NoiseSchedule.from_diffusers({"beta_schedule": "sigmoid", "num_train_timesteps": 10,
+                                        "beta_start": 0.1, "beta_end": 0.2})
+
+
+def test_v_target_equals_diffusers_velocity_and_is_minus_x0_at_zero_snr():
+    schedule = D.NoiseSchedule.stable_diffusion(zero_terminal_snr=True)
+    x0, noise = torch.randn(4, 4, 8, 8), torch.randn(4, 4, 8, 8)
+    t = torch.tensor([0, 300, 700, 999])
+    theirs = schedule.to_diffusers("ddpm").get_velocity(x0, noise, t)
+    assert torch.allclose(schedule.v_target(x0, t, noise), theirs, atol=1e-5)
+    assert torch.allclose(schedule.v_target(x0[3:], t[3:], noise[3:]), -x0[3:])  # pure noise: v says what the image is
+
+
+def test_v_prediction_loss_regresses_onto_v_and_min_snr_uses_snr_plus_one():
+    class Trainer_:
+        models = {"model": ToyEps()}
+
+    schedule, x0 = D.NoiseSchedule.stable_diffusion(zero_terminal_snr=True), torch.randn(256, 1, 2, 2)
+    losses = {}
+    for gamma in (None, 5.0):
+        torch.manual_seed(0)
+        losses[gamma] = D.DiffusionStep(schedule, prediction_type="v_prediction", snr_gamma=gamma).loss(Trainer_(), x0)
+    torch.manual_seed(0)  # the same t and noise, drawn in the same order
+    t = torch.randint(0, 1000, (256,))
+    noise = torch.randn_like(x0)
+    v = schedule.sqrt_alphas_cumprod[t].view(-1, 1, 1, 1) * noise - schedule.sqrt_one_minus_alphas_cumprod[t].view(
+        -1, 1, 1, 1) * x0
+    error = (ToyEps()(schedule.q_sample(x0, t, noise), t) - v).pow(2).mean(dim=(1, 2, 3))
+    snr = schedule.snr(t)
+    assert torch.allclose(losses[None], error.mean(), rtol=1e-5)
+    assert torch.allclose(losses[5.0], (error * snr.clamp(max=5.0) / (snr + 1)).mean(), rtol=1e-5)
+    with pytest.raises(ValueError, match="prediction_type"):
+        D.DiffusionStep(schedule, prediction_type="sample")
+
+
+def test_noisy_timestep_bias_draws_the_noisiest_quarter_as_often_as_asked():
+    step = D.DiffusionStep(D.NoiseSchedule(1000), noisy_bias=3.0, noisy_portion=0.25)
+    weights = step.timestep_weights(1000)
+    assert weights[:750].eq(1).all() and weights[750:].eq(3).all()
+    torch.manual_seed(0)
+    t = step.sample_timesteps(40000, 1000, "cpu")
+    # expected share of t >= 750: 0.25 * 3 / (0.75 + 0.25 * 3) = 0.5 (binomial std 0.0025)
+    assert abs((t >= 750).float().mean().item() - 0.5) < 0.015 and t.min() >= 0 and t.max() <= 999
+    uniform = D.DiffusionStep(D.NoiseSchedule(1000)).sample_timesteps(40000, 1000, "cpu")
+    assert abs((uniform >= 750).float().mean().item() - 0.25) < 0.015
+    with pytest.raises(ValueError, match="noisy_bias"):
+        D.DiffusionStep(D.NoiseSchedule(10), noisy_bias=0.0)
+
+
 def test_schedule_shapes_and_errors():
     s = D.NoiseSchedule(1000, "cosine")
     assert s.alphas_cumprod[0] > 0.999 and s.alphas_cumprod[-1] < 1e-4  # almost clean -> almost pure noise
@@ -233,8 +300,13 @@ def test_vae_step_and_latent_scale():
 
 def test_pipeline_saves_reloads_and_generates(tiny_parts, tmp_path):
     vae, text_encoder, tokenizer, unet = tiny_parts
-    pipe = D.make_pipeline(vae, text_encoder, tokenizer, unet)
+    pipe = D.make_pipeline(vae, text_encoder, tokenizer, unet, TINY)
     assert type(pipe.scheduler).__name__ == "DPMSolverMultistepScheduler"
+    # the scheduler samples the way the recipe trains: v-prediction, zero terminal SNR, starting at t = 999
+    config = pipe.scheduler.config
+    assert (config.prediction_type, config.rescale_betas_zero_snr) == (TINY.prediction_type, TINY.zero_terminal_snr)
+    pipe.scheduler.set_timesteps(4)
+    assert pipe.scheduler.timesteps[0] == 999
     prompts = ["a red circle at the top left", "a blue star in the center"]
     images = D.generate(pipe, prompts, steps=4, guidance_scale=3.0, seed=1)
     assert images.shape == (2, 3, 16, 16) and images.min() >= -1 and images.max() <= 1

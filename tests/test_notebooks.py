@@ -318,44 +318,51 @@ def _check_07(r: dict) -> None:
 
 
 def _check_08(r: dict) -> None:
-    # measured on a 2-core CPU, smoke (recipe "smoke": VAE 0.24M, text encoder 0.02M, UNet 1.06M; 100 steps each):
-    # VAE MSE 0.84 -> 0.024 (unseen images 0.019); UNet loss 0.89 -> 0.121; latent scale 0.848;
-    # our seven-step loop equals pipe(...) exactly (0.0); the judge reads real shapes 100% right. A model this small
-    # and short-trained does not follow prompts yet: colour 14-19% at w = 1, 3, 7.5 vs a chance level of 19% (the
-    # same images scored against shuffled prompts), all three 0-3% vs 0-0.3%; its held-out noise-prediction loss is
-    # 0.1051 with the images' own captions and 0.1052 with shuffled ones (busy 2-core CPU). So smoke checks that
-    # training shows in the pictures (FD below), not prompt following; quick and full report prompt accuracy.
+    # measured on a quiet 2-core CPU, smoke (recipe "smoke": VAE 0.24M, text encoder 0.02M, UNet 1.06M; 100 steps
+    # each; zero terminal SNR, v-prediction): VAE MSE 0.84 -> 0.024 (unseen images 0.019); UNet loss 0.908 -> 0.293
+    # (0.32x; LEARN=False 0.985 -> 0.987); our seven-step loop equals pipe(...) exactly; the judge reads real shapes
+    # 100% right. The rescaling written in the notebook equals the library's to 2.4e-7, v exactly.
     assert r["source"] == "local" and r["recipe"] == "smoke", (r["source"], r["recipe"])
     assert r["vae_loss_last"] < 0.1 * r["vae_loss_first"], (r["vae_loss_first"], r["vae_loss_last"])  # 0.029x
     assert r["vae_mse"] < 0.05, r["vae_mse"]  # unseen images; 0.019 measured
-    assert r["unet_loss_last"] < 0.3 * r["unet_loss_first"], (r["unet_loss_first"], r["unet_loss_last"])  # 0.14x
+    assert r["unet_loss_last"] < 0.5 * r["unet_loss_first"], (r["unet_loss_first"], r["unet_loss_last"])  # 0.32x
     assert r["loop_vs_pipe_max_diff"] < 1e-5, r["loop_vs_pipe_max_diff"]
+    assert r["rescale_diff"] < 1e-5 and r["v_diff"] < 1e-5, (r["rescale_diff"], r["v_diff"])
+    # the leak: a matched filter reads the position from x_999 of SD 1.5's schedule 30.0% of the time (chance 11.1%;
+    # 400 held-out latents), from pure noise (zero terminal SNR) 12.3%
+    chance = r["leak_chance"]["position"]
+    assert r["leak_t999"]["SD 1.5/position"] > 2 * chance, r["leak_t999"]
+    assert r["leak_t999"]["zero terminal SNR/position"] < 1.6 * chance, r["leak_t999"]
     assert {"model_index.json", "unet", "vae", "text_encoder", "tokenizer", "scheduler"} <= set(r["reload_files"])
     assert r["judge_real"]["all"] > 0.95, r["judge_real"]  # the judge, not the generator, is checked here
     assert set(r["guidance_sweep"]) == set(r["guidance_chance"]) == {"1.0", "3.0", "7.5"}
-    # FD in the judge's features to 36 real images: trained 39.7-40.1 at w = 1-7.5, the same parts untrained 65.3
-    # (0.61x; real vs real 18.2); with LEARN=False 73.9 vs 65.4 (1.13x). Demand 0.8x.
+    # Does the UNet read the caption? Held-out latents, the same noise and timesteps: own captions 0.219, shuffled
+    # 0.403 (45.7% lower; LEARN=False: 0.9837 vs 0.9833, -0.0%). Demand 20%.
+    assert r["caption_loss_own"] < 0.8 * r["caption_loss_shuffled"], (r["caption_loss_own"], r["caption_loss_shuffled"])
+    # Prompt following in the pictures: position right for 47.2% of 36 prompts at the best guidance (w = 1), chance
+    # (the same images against shuffled prompts) 11.9%; LEARN=False 8.3% vs 7.8%. Demand 25% and twice chance.
+    best, best_chance = r["best"], r["guidance_chance"][str(r["best_guidance"])]
+    assert best["position"] > max(0.25, 2 * best_chance["position"]), (best, best_chance)
+    # FD in the judge's features to 36 real images: trained 43.2, the same parts untrained 69.9 (0.62x); with
+    # LEARN=False 74.8 vs 69.9 (1.07x). Demand 0.8x.
     assert r["fd_trained"] < 0.8 * r["fd_untrained"], (r["fd_trained"], r["fd_untrained"])
-    assert math.isfinite(r["caption_loss_own"]) and math.isfinite(r["caption_loss_shuffled"])
     assert set(r["steps_sweep"]) == {"2", "5", "10"} and set(r["img2img"]) == {"0.3", "0.9"}
     assert r["params"]["UNet"] > r["params"]["VAE"] > r["params"]["text encoder"] > 0
 
 
 def _check_09(r: dict) -> None:
-    # measured on a 2-core CPU, smoke (mini SD "smoke", 1.06M-parameter UNet; LoRA r=4, 40 steps): adapter 2.04% of
-    # the UNet, 99.5 KiB vs 4.0 MiB; held-out star denoising loss 0.1856 -> 0.1841; B = 0 start equals the base
-    # exactly; reload 0.0, unload 0.0, fuse 4e-6, fuse -> unfuse 3e-6. The smoke base model does not follow prompts,
-    # so smoke checks the code paths and that the adapter learns; quick measured star 'all' 0% -> 82.4%, forgetting
-    # 4.6 points with prior preservation vs 20.4 without (800 steps).
+    # measured on a quiet 2-core CPU, smoke (mini SD "smoke", 1.06M-parameter UNet; LoRA r=4, 150 steps): the smoke
+    # base draws a star for 4% of star prompts (circles 63%, diamonds 33%); after LoRA 18.5% with prior preservation,
+    # 29.6% without. B = 0 start equals the base exactly.
     assert r["source"] == "local" and r["recipe"] == "smoke", (r["source"], r["recipe"])
     assert 0 < r["lora_share"] < 0.05 and r["trainable_lora"] > 0, r["lora_share"]
     assert r["zero_init_diff"] == 0.0, r["zero_init_diff"]  # B = 0: the adapted UNet starts as the base
-    # held-out star denoising loss (64 unseen star images, the same noise at 8 timesteps for every model): 0.1856 ->
-    # 0.1841 after 40 LoRA steps, a 0.78% drop (busy 2-core CPU; old shapes 0.36%). With LEARN=False the adapter keeps
-    # B = 0 and the loss does not move. Asked for a star, the judge reads 52% stars before and after: no check there.
+    # held-out star denoising loss (64 unseen star images, the same noise at 8 timesteps for every model): 0.2780 ->
+    # 0.2736 after 150 LoRA steps with prior preservation, a 1.6% drop (-2.3% without prior). With LEARN=False the
+    # adapter keeps B = 0 and the loss does not move (after 40 steps the drop was not there yet: +2.0%).
     # Demand half the measured drop.
     drop = 1 - r["dloss_star_after"] / r["dloss_star_before"]
-    assert drop > 0.004, (r["dloss_star_before"], r["dloss_star_after"], drop)
+    assert drop > 0.008, (r["dloss_star_before"], r["dloss_star_after"], drop)
     assert r["adapter_bytes"] < 0.1 * r["unet_bytes"], (r["adapter_bytes"], r["unet_bytes"])  # 0.024x measured
     assert r["reload_diff"] < 1e-5 and r["unload_diff"] == 0.0, (r["reload_diff"], r["unload_diff"])
     assert r["fuse_diff"] < 1e-3 and r["unfuse_diff"] < 1e-3, (r["fuse_diff"], r["unfuse_diff"])  # float rounding

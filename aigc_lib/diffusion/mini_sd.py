@@ -62,13 +62,24 @@ class MiniSDRecipe:
     unet_batch: int = 128
     unet_lr: float = 1e-3
     caption_dropout: float = 0.1
-    snr_gamma: float | None = None  # min-SNR loss weighting; None: the plain epsilon loss
+    # the noise process (Lin et al. 2024): the last step is pure noise, so the model must take the layout (above all
+    # *where* the shape goes) from the prompt; v-prediction, because epsilon is undefined at zero SNR
+    zero_terminal_snr: bool = True
+    prediction_type: str = "v_prediction"
+    # the noisiest tenth of the timesteps, where the layout is decided, is drawn 3x as often (DiffusionStep)
+    noisy_bias: float = 3.0
+    noisy_portion: float = 0.1
+    snr_gamma: float | None = None  # min-SNR loss weighting; None: the plain loss
     ema_decay: float = 0.999
     seed: int = 0
 
     @property
     def latent_size(self) -> int:
         return self.image_size // 2 ** (len(self.vae_channels) - 1)
+
+    def noise_schedule(self) -> NoiseSchedule:
+        """Stable Diffusion's betas, rescaled to zero terminal SNR when the recipe says so."""
+        return NoiseSchedule.stable_diffusion(zero_terminal_snr=self.zero_terminal_snr)
 
     def key(self) -> str:
         """Cache key: the recipe and the code that trains and saves the model (notebook 08)."""
@@ -80,16 +91,17 @@ MINI_SD_RECIPES: dict[str, MiniSDRecipe] = {
     "smoke": MiniSDRecipe("smoke", n_images=2000, vae_channels=(16, 32, 32), vae_steps=100, vae_batch=32,
                           text_width=32, text_layers=1, unet_channels=(32, 64), unet_steps=100, unet_batch=32,
                           unet_lr=2e-3, ema_decay=0.99),
-    # a laptop CPU: a small VAE (1000 steps) and a (32, 64) UNet with min-SNR weighting (2400 steps); profiled on a
-    # quiet 2-core CPU (120 GFLOP/s fp32 matmul): VAE 0.11 s/step (reconstructions judged 100% right from about 1000
-    # steps), UNet 0.22 s/step; colour and shape are learned by step 1200, position only from about 1500 (at step
-    # 1800: colour 98%, shape 96%, position 52%). The old recipe (VAE (32, 64, 64), UNet (64, 96), plain loss,
-    # 600 + 2500 steps) took 36 min; VAE (32, 64, 64) at 300 steps reconstructs only 35% of shapes right.
-    # Position stayed at chance (7-10%) with each of: cosine LR decay over 1800 steps, v-prediction (1800 steps),
-    # a third UNet level (1200), a (64, 96) UNet (900), batch 32 for 3000 steps; notebook 08 reports the table.
+    # a laptop CPU: a small VAE (1000 steps) and a (32, 64) UNet (1800 steps); profiled on a quiet 2-core CPU (120-180
+    # GFLOP/s fp32 matmul): VAE 0.11 s/step (reconstructions judged 100% right from about 1000 steps), UNet 0.22 s/step.
+    # Probes (135 prompts, guidance 3, 12 DPM-Solver++ steps, EMA): with SD's own schedule (epsilon, min-SNR 5)
+    # position stayed near chance and then jumped at a run-dependent step (12% at 1200, 52% at 1800; 14% after 2400
+    # in another run): x_T still shows where the shape is. Zero terminal SNR + v-prediction: position 100% from step
+    # 600 in one run (all three 95.6% at 1500) but 39% at 1500 in another; drawing the noisiest 10% of timesteps 3x
+    # as often made position 100% by step 900 in that run too. Colour and shape then need 1500-1800 steps (84-98% at
+    # 1500 across runs), hence 1800.
     "quick": MiniSDRecipe("quick", n_images=10000, vae_channels=(16, 32, 32), vae_steps=1000, vae_batch=32,
-                          vae_lr=3e-3, unet_channels=(32, 64), unet_steps=2400, unet_batch=64, unet_lr=3e-3,
-                          snr_gamma=5.0, ema_decay=0.995),
+                          vae_lr=3e-3, unet_channels=(32, 64), unet_steps=1800, unet_batch=64, unet_lr=3e-3,
+                          ema_decay=0.995),
     # one GPU in under 10 minutes of training
     "full": MiniSDRecipe("full", image_size=64, n_images=50000, vae_channels=(32, 64, 128), vae_steps=3000,
                          text_width=128, unet_channels=(128, 256, 256), unet_layers=2, unet_steps=6000,
@@ -191,12 +203,16 @@ def set_latent_scale(vae: nn.Module, images: Tensor) -> float:
 
 
 def make_pipeline(vae: nn.Module, text_encoder: nn.Module, tokenizer: Any, unet: nn.Module,
-                  schedule: NoiseSchedule | None = None, scheduler: str = "dpm++") -> Any:
-    """Put the parts into a real diffusers ``StableDiffusionPipeline`` (no safety checker: our images are shapes)."""
+                  recipe: str | MiniSDRecipe = "quick", scheduler: str = "dpm++") -> Any:
+    """Put the parts into a real diffusers ``StableDiffusionPipeline`` (no safety checker: our images are shapes).
+
+    The scheduler gets the recipe's noise process and prediction type (its config is saved with the pipeline, so
+    ``from_pretrained`` samples the way the UNet was trained)."""
     from diffusers import StableDiffusionPipeline
 
-    schedule = schedule or NoiseSchedule.stable_diffusion()
-    overrides: dict[str, Any] = {"steps_offset": 1}  # Stable Diffusion's scheduler settings
+    recipe = get_recipe(recipe)
+    schedule = recipe.noise_schedule()
+    overrides: dict[str, Any] = {"steps_offset": 1, "prediction_type": recipe.prediction_type}
     if scheduler in ("ddpm", "ddim"):
         overrides |= {"clip_sample": False} | ({"set_alpha_to_one": False} if scheduler == "ddim" else {})
     return StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
@@ -255,16 +271,23 @@ def train_text_to_image(unet: nn.Module, text_encoder: nn.Module, latents: Tenso
                         recipe: MiniSDRecipe, *, empty_ids: Tensor, steps: int | None = None,
                         lr: float | None = None, device: Any = None, progress: bool = True, ema: bool = True,
                         params: Sequence[nn.Parameter] | None = None, caption_dropout: float | None = None,
-                        warmup: int = 100) -> Any:
-    """Train the UNet (and the text encoder, when given) with the noise-prediction loss on (latent, caption)
-    pairs and caption dropout. EMA copies of the trained models are kept and copied back at the end.
+                        warmup: int = 100, scheduler_config: Mapping[str, Any] | None = None) -> Any:
+    """Train the UNet (and the text encoder, when given) with the denoising loss on (latent, caption) pairs and
+    caption dropout. EMA copies of the trained models are kept and copied back at the end.
     Freeze a part (``requires_grad_(False)``) to train the rest alone (chapter 09 trains only LoRA weights).
-    The learning rate rises linearly over the first ``warmup`` steps."""
+    The learning rate rises linearly over the first ``warmup`` steps. The noise process and the prediction type
+    are the recipe's, or those of ``scheduler_config`` (a pipeline's ``scheduler.config``) when fine-tuning a
+    pipeline trained elsewhere: a UNet must keep the objective it was trained with."""
     models = {"unet": unet, "text_encoder": text_encoder}  # a frozen one (requires_grad False) is only run
-    step = DiffusionStep(NoiseSchedule.stable_diffusion(), unet="unet", text_encoder="text_encoder",
-                         empty_ids=empty_ids,
+    if scheduler_config is None:
+        schedule, prediction_type = recipe.noise_schedule(), recipe.prediction_type
+    else:
+        schedule = NoiseSchedule.from_diffusers(scheduler_config)
+        prediction_type = scheduler_config.get("prediction_type", "epsilon")
+    step = DiffusionStep(schedule, unet="unet", text_encoder="text_encoder", empty_ids=empty_ids,
                          caption_dropout=recipe.caption_dropout if caption_dropout is None else caption_dropout,
-                         snr_gamma=recipe.snr_gamma)
+                         snr_gamma=recipe.snr_gamma, prediction_type=prediction_type,
+                         noisy_bias=recipe.noisy_bias, noisy_portion=recipe.noisy_portion)
     trained = [name for name, m in models.items() if any(p.requires_grad for p in m.parameters())]
     # one EMA per trained model, each under its own name (hook states are keyed by name in checkpoints)
     hooks = [train.EMA(m, decay=recipe.ema_decay, name=f"EMA_{m}") for m in trained] if ema else []
@@ -316,7 +339,7 @@ def train_mini_sd(recipe: str | MiniSDRecipe = "quick", *, device: Any = None, p
                                   empty_ids=tokenize(tokenizer, [""]), device=device, progress=progress)
     history["unet"] = trainer.history["train"]
     history["unet_seconds"] = time.perf_counter() - start
-    pipe = make_pipeline(vae, text_encoder.eval(), tokenizer, unet.eval()).to(device)
+    pipe = make_pipeline(vae, text_encoder.eval(), tokenizer, unet.eval(), recipe).to(device)
     return MiniSD(pipe, recipe, history)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["SCHEDULES", "NoiseSchedule", "make_betas", "q_sample", "q_sample_iterated"]
+__all__ = ["SCHEDULES", "NoiseSchedule", "make_betas", "q_sample", "q_sample_iterated", "rescale_zero_terminal_snr"]
 
 SCHEDULES = ("linear", "scaled_linear", "cosine")
 
@@ -40,6 +40,22 @@ def make_betas(num_steps: int = 1000, kind: str = "linear", beta_start: float = 
     raise ValueError(f"unknown noise schedule {kind!r}: choose one of {', '.join(SCHEDULES)}.")
 
 
+def rescale_zero_terminal_snr(betas: Tensor) -> Tensor:
+    """Betas whose last step has zero signal (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps
+    are Flawed", Algorithm 1): shift and scale sqrt(alpha_bar) so its last value is 0 and its first unchanged.
+
+    Stable Diffusion's schedule ends at alpha_bar_T = 0.0047, so x_T still carries sqrt(0.0047) = 7% of the image:
+    training never shows the model pure noise, while sampling starts from it (chapter 08 measures what leaks).
+    The same computation as diffusers' ``rescale_betas_zero_snr=True``.
+    """
+    sqrt_ab = torch.cumprod(1 - betas, dim=0).sqrt()
+    first, last = sqrt_ab[0].clone(), sqrt_ab[-1].clone()
+    sqrt_ab = (sqrt_ab - last) * (first / (first - last))  # last -> 0, first kept (diffusers' order of operations)
+    alpha_bar = sqrt_ab**2
+    alphas = torch.cat([alpha_bar[:1], alpha_bar[1:] / alpha_bar[:-1]])
+    return 1 - alphas
+
+
 _DIFFUSERS_NAMES = {"linear": "linear", "scaled_linear": "scaled_linear", "cosine": "squaredcos_cap_v2"}
 
 
@@ -47,10 +63,13 @@ class NoiseSchedule(nn.Module):
     """The forward process q(x_t | x_0) as buffers, so ``.to(device)`` moves it with the model (chapter 07)."""
 
     def __init__(self, num_steps: int = 1000, kind: str = "linear", beta_start: float = 1e-4,
-                 beta_end: float = 0.02) -> None:
+                 beta_end: float = 0.02, zero_terminal_snr: bool = False) -> None:
         super().__init__()
         self.num_steps, self.kind, self.beta_start, self.beta_end = num_steps, kind, beta_start, beta_end
+        self.zero_terminal_snr = zero_terminal_snr
         betas = make_betas(num_steps, kind, beta_start, beta_end)
+        if zero_terminal_snr:
+            betas = rescale_zero_terminal_snr(betas)
         alphas = 1.0 - betas
         alphas_cumprod = torch.cumprod(alphas, dim=0)
         self.register_buffer("betas", betas)
@@ -60,12 +79,23 @@ class NoiseSchedule(nn.Module):
         self.register_buffer("sqrt_one_minus_alphas_cumprod", (1 - alphas_cumprod).sqrt())
 
     @classmethod
-    def stable_diffusion(cls, num_steps: int = 1000) -> NoiseSchedule:
-        """Stable Diffusion's training schedule: scaled_linear from 0.00085 to 0.012."""
-        return cls(num_steps, "scaled_linear", 0.00085, 0.012)
+    def stable_diffusion(cls, num_steps: int = 1000, zero_terminal_snr: bool = False) -> NoiseSchedule:
+        """Stable Diffusion's training schedule: scaled_linear from 0.00085 to 0.012 (with ``zero_terminal_snr``,
+        rescaled so the last step is pure noise, as Lin et al. 2024 recommend)."""
+        return cls(num_steps, "scaled_linear", 0.00085, 0.012, zero_terminal_snr)
+
+    @classmethod
+    def from_diffusers(cls, config: Any) -> NoiseSchedule:
+        """The schedule a diffusers scheduler's config describes (e.g. ``pipe.scheduler.config``)."""
+        names = {v: k for k, v in _DIFFUSERS_NAMES.items()}
+        if config["beta_schedule"] not in names:
+            raise ValueError(f"beta_schedule {config['beta_schedule']!r} is not one of {', '.join(names)}.")
+        return cls(config["num_train_timesteps"], names[config["beta_schedule"]], config["beta_start"],
+                   config["beta_end"], bool(config.get("rescale_betas_zero_snr", False)))
 
     def extra_repr(self) -> str:
-        return f"num_steps={self.num_steps}, kind={self.kind!r}"
+        return f"num_steps={self.num_steps}, kind={self.kind!r}" + (", zero_terminal_snr=True" if self.zero_terminal_snr
+                                                                     else "")
 
     def _at(self, values: Tensor, t: Tensor, like: Tensor) -> Tensor:
         """values[t] shaped (N, 1, 1, ...) to broadcast against ``like``."""
@@ -82,14 +112,22 @@ class NoiseSchedule(nn.Module):
         return (xt - self._at(self.sqrt_one_minus_alphas_cumprod, t, xt) * eps) / self._at(
             self.sqrt_alphas_cumprod, t, xt)
 
+    def v_target(self, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+        """The velocity v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x_0 that a v-prediction model regresses
+        onto (Salimans & Ho 2022); at alpha_bar = 0 it is -x_0, so the model must say what the image is."""
+        return self._at(self.sqrt_alphas_cumprod, t, x0) * noise - self._at(self.sqrt_one_minus_alphas_cumprod, t, x0) * x0
+
     def snr(self, t: Tensor | None = None) -> Tensor:
         """Signal-to-noise ratio alpha_bar_t / (1 - alpha_bar_t) (all steps when t is None)."""
         ab = self.alphas_cumprod if t is None else self.alphas_cumprod[torch.as_tensor(t).long()]
         return ab / (1 - ab)
 
     def diffusers_config(self) -> dict[str, Any]:
-        return {"num_train_timesteps": self.num_steps, "beta_schedule": _DIFFUSERS_NAMES[self.kind],
-                "beta_start": self.beta_start, "beta_end": self.beta_end}
+        config = {"num_train_timesteps": self.num_steps, "beta_schedule": _DIFFUSERS_NAMES[self.kind],
+                  "beta_start": self.beta_start, "beta_end": self.beta_end}
+        if self.zero_terminal_snr:  # with the sampler starting at the last step (trailing spacing), as Lin et al. do
+            config |= {"rescale_betas_zero_snr": True, "timestep_spacing": "trailing"}
+        return config
 
     def to_diffusers(self, scheduler: str = "ddpm", **overrides: Any) -> Any:
         """The diffusers scheduler with the same betas: 'ddpm', 'ddim', 'dpm++' (DPM-Solver++ 2M) or 'euler'."""

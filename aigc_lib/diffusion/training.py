@@ -1,4 +1,4 @@
-"""Training a diffusion model (chapter 07): the epsilon-prediction loss as a trainer step, the UNets it trains.
+"""Training a diffusion model (chapter 07): the epsilon- (or v-) prediction loss as a trainer step, the UNets it trains.
 
 :func:`wrong_objective_loss` keeps the seed article's objective, to show in the notebook why it fails.
 """
@@ -14,7 +14,10 @@ from torch import Tensor, nn
 from aigc_lib.diffusion.samplers import predict_noise
 from aigc_lib.diffusion.schedules import NoiseSchedule
 
-__all__ = ["DiffusionStep", "count_parameters", "ddpm_cifar10_unet", "digits_unet", "wrong_objective_loss"]
+__all__ = ["PREDICTION_TYPES", "DiffusionStep", "count_parameters", "ddpm_cifar10_unet", "digits_unet",
+           "wrong_objective_loss"]
+
+PREDICTION_TYPES = ("epsilon", "v_prediction")  # diffusers' names for what a UNet predicts
 
 
 def digits_unet(image_size: int = 32, channels: int = 1, width: int = 32, attention: bool = True) -> nn.Module:
@@ -51,8 +54,10 @@ def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
 class DiffusionStep:
     """Step function for the shared trainer: the epsilon-prediction loss of Ho et al. (2020) (chapter 07).
 
-    For a batch x_0: draw t ~ U{0..T-1} and eps ~ N(0, I), make x_t in closed form, and regress the UNet's
+    For a batch x_0: draw t ~ U{0..T-1} (or biased towards the noisiest steps) and eps ~ N(0, I), make x_t in closed form, and regress the UNet's
     output onto eps: ``L = || eps - eps_theta(x_t, t) ||^2``. Batches are ``x0`` or ``(x0, ...)``.
+    ``prediction_type="v_prediction"`` regresses onto v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x_0 instead
+    (Salimans & Ho 2022; diffusers' name), the target that stays defined at zero terminal SNR (chapter 08).
     With ``text_encoder`` set (chapter 08) batches are ``(latents, input_ids)``; a share ``caption_dropout`` of
     the captions is replaced by ``empty_ids`` (the empty prompt) so one network also learns the unconditional
     prediction that classifier-free guidance needs.
@@ -65,6 +70,11 @@ class DiffusionStep:
     caption_dropout: float = 0.1
     optimizer: str | None = None  # None: the trainer's only optimizer
     snr_gamma: float | None = None  # min-SNR weighting (Hang et al. 2023): weight min(SNR_t, gamma) / SNR_t
+    prediction_type: str = "epsilon"  # what the UNet predicts: "epsilon" or "v_prediction" (diffusers' names)
+    # draw the noisiest ``noisy_portion`` of the timesteps ``noisy_bias`` times as often as the rest (diffusers' SDXL
+    # training script: timestep_bias_strategy="later" with its multiplier and portion); 1.0: uniform
+    noisy_bias: float = 1.0
+    noisy_portion: float = 0.25
 
     def __post_init__(self) -> None:
         if self.text_encoder is not None and self.empty_ids is None and self.caption_dropout > 0:
@@ -73,12 +83,28 @@ class DiffusionStep:
             raise ValueError(f"caption_dropout must be in [0, 1), got {self.caption_dropout}.")
         if self.snr_gamma is not None and self.snr_gamma <= 0:
             raise ValueError(f"snr_gamma must be positive (5 is the paper's choice) or None, got {self.snr_gamma}.")
+        if self.noisy_bias <= 0 or not 0 < self.noisy_portion < 1:
+            raise ValueError(f"noisy_bias must be positive and noisy_portion in (0, 1), got {self.noisy_bias} and "
+                             f"{self.noisy_portion}.")
+        if self.prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f"prediction_type must be one of {', '.join(PREDICTION_TYPES)}, got {self.prediction_type!r}.")
+
+    def timestep_weights(self, num_steps: int) -> Tensor:
+        """Relative probabilities of t = 0..T-1: 1, and ``noisy_bias`` for the noisiest ``noisy_portion``."""
+        weights = torch.ones(num_steps)
+        weights[num_steps - round(num_steps * self.noisy_portion):] = self.noisy_bias
+        return weights
+
+    def sample_timesteps(self, n: int, num_steps: int, device: Any) -> Tensor:
+        if self.noisy_bias == 1.0:
+            return torch.randint(0, num_steps, (n,), device=device)
+        return torch.multinomial(self.timestep_weights(num_steps), n, replacement=True).to(device)
 
     def loss(self, trainer: Any, batch: Any) -> Tensor:
         x0 = batch[0] if isinstance(batch, (tuple, list)) else batch
         unet = trainer.models[self.unet]
         schedule = self.schedule.to(x0.device)
-        t = torch.randint(0, schedule.num_steps, (len(x0),), device=x0.device)
+        t = self.sample_timesteps(len(x0), schedule.num_steps, x0.device)
         noise = torch.randn_like(x0)
         xt = schedule.q_sample(x0, t, noise)
         cond = None
@@ -88,10 +114,12 @@ class DiffusionStep:
                 drop = torch.rand(len(ids), device=ids.device) < self.caption_dropout
                 ids = torch.where(drop[:, None], self.empty_ids.to(ids.device).expand_as(ids), ids)
             cond = trainer.models[self.text_encoder](ids)[0]  # (N, L, D) last hidden state
-        error = (predict_noise(unet, xt, t, cond).float() - noise.float()).pow(2).mean(dim=tuple(range(1, x0.ndim)))
+        target = noise if self.prediction_type == "epsilon" else schedule.v_target(x0, t, noise)
+        error = (predict_noise(unet, xt, t, cond).float() - target.float()).pow(2).mean(dim=tuple(range(1, x0.ndim)))
         if self.snr_gamma is not None:  # low-noise steps (large SNR) stop dominating the gradient
+            # as an x_0 error, the epsilon loss weighs SNR and the v loss SNR + 1; both become min(SNR, gamma)
             snr = schedule.snr(t).float()
-            error = error * snr.clamp(max=self.snr_gamma) / snr
+            error = error * snr.clamp(max=self.snr_gamma) / (snr if self.prediction_type == "epsilon" else snr + 1)
         return error.mean()
 
     def __call__(self, trainer: Any, batch: Any) -> dict[str, Tensor]:
