@@ -50,9 +50,17 @@ from aigc_lib.diffusion.samplers import (
     predict_noise,
     to_unit,
 )
-from aigc_lib.diffusion.schedules import SCHEDULES, NoiseSchedule, make_betas, q_sample, q_sample_iterated
+from aigc_lib.diffusion.schedules import (
+    SCHEDULES,
+    NoiseSchedule,
+    make_betas,
+    q_sample,
+    q_sample_iterated,
+    rescale_zero_terminal_snr,
+)
 from aigc_lib.diffusion.tokenizer import tokenize, train_caption_tokenizer
 from aigc_lib.diffusion.training import (
+    PREDICTION_TYPES,
     DiffusionStep,
     count_parameters,
     ddpm_cifar10_unet,
@@ -71,13 +79,14 @@ from aigc_lib.shapes import (
 )
 
 __all__ = [
-    "COLORS", "JUDGE_STEPS", "MINI_SD_RECIPES", "POSITIONS", "SCHEDULES", "SD15_HUB_ID", "SD_CACHE",
+    "COLORS", "JUDGE_STEPS", "MINI_SD_RECIPES", "POSITIONS", "PREDICTION_TYPES", "SCHEDULES", "SD15_HUB_ID", "SD_CACHE",
     "SHAPES", "DiffusionStep", "MiniSD", "MiniSDRecipe", "NoiseSchedule", "VAEStep", "add_unet_lora",
     "all_captions", "build_mini_sd", "caption_targets", "count_parameters", "ddim_sample", "ddim_timesteps",
     "ddpm_cifar10_unet", "ddpm_sample", "decode_latents", "digits_unet", "encode_latents", "generate",
     "get_recipe", "guided_noise", "load_sd_pipeline", "make_betas", "make_cond_unet", "make_pipeline",
     "make_text_encoder", "make_vae", "mini_sd_dir", "predict_noise", "prompt_set", "q_sample",
-    "q_sample_iterated", "save_mini_sd", "save_unet_lora", "set_latent_scale", "shape_caption",
+    "q_sample_iterated", "rescale_zero_terminal_snr", "save_mini_sd", "save_unet_lora", "set_latent_scale",
+    "shape_caption",
     "shapes_judge", "to_unit", "tokenize", "train_caption_tokenizer", "train_mini_sd",
     "train_text_to_image", "train_vae", "vae_images", "wrong_objective_loss"
 ]

@@ -115,7 +115,8 @@ class NoiseSchedule(nn.Module):
     def v_target(self, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
         """The velocity v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x_0 that a v-prediction model regresses
         onto (Salimans & Ho 2022); at alpha_bar = 0 it is -x_0, so the model must say what the image is."""
-        return self._at(self.sqrt_alphas_cumprod, t, x0) * noise - self._at(self.sqrt_one_minus_alphas_cumprod, t, x0) * x0
+        signal, noise_scale = self._at(self.sqrt_alphas_cumprod, t, x0), self._at(self.sqrt_one_minus_alphas_cumprod, t, x0)
+        return signal * noise - noise_scale * x0
 
     def snr(self, t: Tensor | None = None) -> Tensor:
         """Signal-to-noise ratio alpha_bar_t / (1 - alpha_bar_t) (all steps when t is None)."""

@@ -54,8 +54,8 @@ def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
 class DiffusionStep:
     """Step function for the shared trainer: the epsilon-prediction loss of Ho et al. (2020) (chapter 07).
 
-    For a batch x_0: draw t ~ U{0..T-1} (or biased towards the noisiest steps) and eps ~ N(0, I), make x_t in closed form, and regress the UNet's
-    output onto eps: ``L = || eps - eps_theta(x_t, t) ||^2``. Batches are ``x0`` or ``(x0, ...)``.
+    For a batch x_0: draw t ~ U{0..T-1} (or biased towards the noisiest steps) and eps ~ N(0, I), make x_t in
+    closed form, and regress the UNet's output onto eps: ``L = || eps - eps_theta(x_t, t) ||^2``. Batches are ``x0`` or ``(x0, ...)``.
     ``prediction_type="v_prediction"`` regresses onto v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x_0 instead
     (Salimans & Ho 2022; diffusers' name), the target that stays defined at zero terminal SNR (chapter 08).
     With ``text_encoder`` set (chapter 08) batches are ``(latents, input_ids)``; a share ``caption_dropout`` of
@@ -87,7 +87,8 @@ class DiffusionStep:
             raise ValueError(f"noisy_bias must be positive and noisy_portion in (0, 1), got {self.noisy_bias} and "
                              f"{self.noisy_portion}.")
         if self.prediction_type not in PREDICTION_TYPES:
-            raise ValueError(f"prediction_type must be one of {', '.join(PREDICTION_TYPES)}, got {self.prediction_type!r}.")
+            raise ValueError(f"prediction_type must be one of {', '.join(PREDICTION_TYPES)}, "
+                             f"got {self.prediction_type!r}.")
 
     def timestep_weights(self, num_steps: int) -> Tensor:
         """Relative probabilities of t = 0..T-1: 1, and ``noisy_bias`` for the noisiest ``noisy_portion``."""
