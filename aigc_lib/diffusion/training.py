@@ -55,7 +55,8 @@ class DiffusionStep:
     """Step function for the shared trainer: the epsilon-prediction loss of Ho et al. (2020) (chapter 07).
 
     For a batch x_0: draw t ~ U{0..T-1} (or biased towards the noisiest steps) and eps ~ N(0, I), make x_t in
-    closed form, and regress the UNet's output onto eps: ``L = || eps - eps_theta(x_t, t) ||^2``. Batches are ``x0`` or ``(x0, ...)``.
+    closed form, and regress the UNet's output onto eps: ``L = || eps - eps_theta(x_t, t) ||^2``. Batches are
+    ``x0`` or ``(x0, ...)``.
     ``prediction_type="v_prediction"`` regresses onto v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x_0 instead
     (Salimans & Ho 2022; diffusers' name), the target that stays defined at zero terminal SNR (chapter 08).
     With ``text_encoder`` set (chapter 08) batches are ``(latents, input_ids)``; a share ``caption_dropout`` of
