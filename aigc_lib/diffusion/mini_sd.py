@@ -58,6 +58,9 @@ class MiniSDRecipe:
     text_layers: int = 2
     unet_channels: tuple[int, ...] = (64, 128)
     unet_layers: int = 1
+    # attention heads per UNet attention layer (diffusers' legacy name for it: attention_head_dim). SD 1.5 has 8 heads
+    # of 40-160 dimensions; 8 heads at 32 channels would be 4 dimensions each
+    unet_heads: int = 8
     unet_steps: int = 3000
     unet_batch: int = 128
     unet_lr: float = 1e-3
@@ -98,10 +101,14 @@ MINI_SD_RECIPES: dict[str, MiniSDRecipe] = {
     # in another run): x_T still shows where the shape is. Zero terminal SNR + v-prediction: position 100% from step
     # 600 in one run (all three 95.6% at 1500) but 39% at 1500 in another; drawing the noisiest 10% of timesteps 3x
     # as often made position 100% by step 900 in that run too. Colour and shape then need 1500-1800 steps (84-98% at
-    # 1500 across runs), hence 1800.
+    # 1500 across runs), hence 1800. Then whole-notebook runs of that recipe drew all three right for 88.9% and
+    # 44.1% (position 56%: the stall again) at the best guidance, so a quarter of the timesteps (the noisiest) is
+    # drawn 3x as often (probes, 270 prompts, w = 1.5, 10 DPM-Solver++ steps: 92.2% and 97.8% for two
+    # initialisations, position 100% in both). Speed: fused AdamW 10% faster; two attention heads instead of 8 (16-32
+    # dimensions each instead of 4-8) 195 -> 162 ms per trainer step, with 92.2% against 95.6% in one probe each.
     "quick": MiniSDRecipe("quick", n_images=10000, vae_channels=(16, 32, 32), vae_steps=1000, vae_batch=32,
-                          vae_lr=3e-3, unet_channels=(32, 64), unet_steps=1800, unet_batch=64, unet_lr=3e-3,
-                          ema_decay=0.995),
+                          vae_lr=3e-3, unet_channels=(32, 64), unet_heads=2, unet_steps=1800, unet_batch=64,
+                          unet_lr=3e-3, noisy_portion=0.25, ema_decay=0.995),
     # one GPU in under 10 minutes of training
     "full": MiniSDRecipe("full", image_size=64, n_images=50000, vae_channels=(32, 64, 128), vae_steps=3000,
                          text_width=128, unet_channels=(128, 256, 256), unet_layers=2, unet_steps=6000,
@@ -152,7 +159,8 @@ def make_cond_unet(recipe: MiniSDRecipe) -> nn.Module:
         sample_size=recipe.latent_size, in_channels=recipe.latent_channels, out_channels=recipe.latent_channels,
         down_block_types=("CrossAttnDownBlock2D",) * levels, up_block_types=("CrossAttnUpBlock2D",) * levels,
         block_out_channels=recipe.unet_channels, layers_per_block=recipe.unet_layers,
-        cross_attention_dim=recipe.text_width, attention_head_dim=8, norm_num_groups=min(32, recipe.unet_channels[0]))
+        cross_attention_dim=recipe.text_width, attention_head_dim=recipe.unet_heads,
+        norm_num_groups=min(32, recipe.unet_channels[0]))
 
 
 @dataclass
@@ -249,7 +257,8 @@ def _fit(models: Mapping[str, nn.Module], step_fn: Any, loader: Any, steps: int,
          log_every: int = 25, warmup: int = 100, scale_steps: bool = True) -> Any:
     params = list(params) if params is not None else [p for m in models.values() for p in m.parameters()]
     params = [p for p in params if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    # fused: one kernel for all parameters (CPU and CUDA since torch 2.4); 10% faster UNet steps on a 2-core CPU
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, fused=True)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
     config = train.TrainConfig(max_steps=steps, device=None if device is None else str(device), log_every=log_every,
                          max_grad_norm=1.0, progress=progress, scale_steps=scale_steps)
