@@ -351,18 +351,17 @@ def _check_08(r: dict) -> None:
 
 
 def _check_09(r: dict) -> None:
-    # measured on a quiet 2-core CPU, smoke (mini SD "smoke", 1.06M-parameter UNet; LoRA r=4, 150 steps): the smoke
-    # base draws a star for 4% of star prompts (circles 63%, diamonds 33%); after LoRA 18.5% with prior preservation,
-    # 29.6% without. B = 0 start equals the base exactly.
+    # measured on a quiet 2-core CPU, smoke (mini SD "smoke", 1.06M-parameter UNet; LoRA r=4, 150 steps, real prior):
+    # the smoke base draws a star for 11% of 27 star prompts (circles 44%, diamonds 44%); after LoRA 11% with prior
+    # preservation, 22% without: too few prompts and steps to judge pictures. B = 0 start equals the base exactly.
     assert r["source"] == "local" and r["recipe"] == "smoke", (r["source"], r["recipe"])
     assert 0 < r["lora_share"] < 0.05 and r["trainable_lora"] > 0, r["lora_share"]
     assert r["zero_init_diff"] == 0.0, r["zero_init_diff"]  # B = 0: the adapted UNet starts as the base
-    # held-out star denoising loss (64 unseen star images, the same noise at 8 timesteps for every model): 0.2780 ->
-    # 0.2736 after 150 LoRA steps with prior preservation, a 1.6% drop (-2.3% without prior). With LEARN=False the
-    # adapter keeps B = 0 and the loss does not move (after 40 steps the drop was not there yet: +2.0%).
-    # Demand half the measured drop.
+    # held-out star denoising loss (64 unseen star images, the same noise at 8 timesteps for every model): 0.2822 ->
+    # 0.2266 after 150 LoRA steps with the real prior, a 19.7% drop. With LEARN=False the adapter keeps B = 0 and the
+    # loss does not move (0.0%). Demand half the measured drop.
     drop = 1 - r["dloss_star_after"] / r["dloss_star_before"]
-    assert drop > 0.008, (r["dloss_star_before"], r["dloss_star_after"], drop)
+    assert drop > 0.10, (r["dloss_star_before"], r["dloss_star_after"], drop)
     assert r["adapter_bytes"] < 0.1 * r["unet_bytes"], (r["adapter_bytes"], r["unet_bytes"])  # 0.024x measured
     assert r["reload_diff"] < 1e-5 and r["unload_diff"] == 0.0, (r["reload_diff"], r["unload_diff"])
     assert r["fuse_diff"] < 1e-3 and r["unfuse_diff"] < 1e-3, (r["fuse_diff"], r["unfuse_diff"])  # float rounding
