@@ -103,7 +103,7 @@ def test_chinese_guide_and_summary(path: Path):
 PLACEHOLDER = re.compile(r"to be measured|not measured|\bTODO\b|\bTBD\b|placeholder", re.IGNORECASE)
 # Exercise solutions that still say "(to be measured)" / "Not measured here": remove a notebook from this list
 # once its solutions state measured numbers (strict: the test then fails until the mark goes).
-UNMEASURED_SOLUTIONS = {"07_diffusion_from_scratch", "08_stable_diffusion_anatomy", "09_finetuning_diffusion"}
+UNMEASURED_SOLUTIONS = {"07_diffusion_from_scratch", "08_stable_diffusion_anatomy"}
 
 
 @pytest.mark.parametrize("path", [
