@@ -116,6 +116,22 @@ def test_no_placeholder_text(path: Path):
             assert not found, f"cell {index}: {found.group(0)!r}"
 
 
+# A control character in a cell is almost always a LaTeX command eaten by a string escape ("\theta" written
+# where "\\theta" was meant becomes a tab and "heta"): the formula renders broken.
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_control_characters(path: Path):
+    for index, cell in enumerate(nbformat.read(path, as_version=4).cells):
+        source = _source(cell)
+        found = CONTROL.search(source)
+        context = source[max(0, found.start() - 40):found.end() + 20] if found else ""
+        assert not found, f"cell {index}: a control character in {context!r}"
+        if cell.cell_type == "markdown":
+            assert "\t" not in source, f"cell {index}: a tab in markdown (an escaped \\t?)"
+
+
 GLOSSARY = NOTEBOOKS.parent / "docs" / "glossary.md"
 
 
