@@ -1,6 +1,7 @@
 """Training a diffusion model (chapter 07): the epsilon- (or v-) prediction loss as a trainer step, the UNets it trains.
 
-:func:`wrong_objective_loss` keeps the seed article's objective, to show in the notebook why it fails.
+:func:`wrong_objective_loss` is a timestep-blind regression (the runnable form of a seed article's wrong objective),
+kept to show in the notebook why it fails.
 """
 from __future__ import annotations
 
@@ -132,8 +133,8 @@ class DiffusionStep:
 
 
 def wrong_objective_loss(model: nn.Module, x0: Tensor, schedule: NoiseSchedule) -> Tensor:
-    """The seed article's objective, kept to show why it fails: regress the *noisy image* onto the clean one
-    with no timestep given, so nothing tells the network how much noise there is (chapter 07)."""
+    """A timestep-blind regression, kept to show why it fails: predict the clean image from the *noisy* one with
+    no timestep given, so nothing tells the network how much noise there is (chapter 07)."""
     t = torch.randint(0, schedule.num_steps, (len(x0),), device=x0.device)
     xt = schedule.q_sample(x0, t, torch.randn_like(x0))
     return F.mse_loss(predict_noise(model, xt, torch.zeros_like(t)), x0)
