@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= auto
 KERNEL := aigc-course
 
-.PHONY: setup course test unit notebooks lab bench rehearse gpu-check clean test-lowest
+.PHONY: setup course test unit notebooks lab bench rehearse gpu-check clean test-lowest figures
 
 setup: $(STAMP)
 
@@ -93,6 +93,11 @@ rehearse: $(STAMP)
 GPU_PY := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
 gpu-check:
 	$(GPU_PY) -m bench.gpu_check $(GPU_CHECK_FLAGS)
+
+# Architecture figures: redraw notebooks/figures/*.png (tools/figures.py) and embed them as attachments in the
+# markdown cells that reference them (![alt](attachment:NAME.png)). FIGURES_FLAGS=--check only reports staleness.
+figures: $(STAMP)
+	$(PY) tools/figures.py $(FIGURES_FLAGS)
 
 clean:
 	rm -rf build notebooks/runs .pytest_cache
