@@ -1,6 +1,7 @@
 """aigc_lib.lm: our GPT-2 against transformers', tokenizers, data, loss, training, decoding and metrics."""
 from __future__ import annotations
 
+import inspect
 import math
 
 import pytest
@@ -406,3 +407,58 @@ def test_training_memory_counts_trainable_state_only():
     part = lm.training_memory(model)
     share = 100 * 8 / model.num_parameters()
     assert part["grads_mib"] == pytest.approx(full["weights_mib"] * share)
+
+
+# ------------------------------------------------------------------------------------------ KV cache
+def _cached_logits(model, ids, chunks):
+    """Logits of ``ids`` (B, T) fed through a KVCache in pieces of the given lengths."""
+    cache, out, start = lm.model.KVCache(), [], 0
+    for n in chunks:
+        out.append(model(ids[:, start:start + n], kv_cache=cache))
+        start += n
+    assert len(cache) == start
+    return torch.cat(out, dim=1)
+
+
+@pytest.mark.parametrize("chunks", [[1] * 12, [5] + [1] * 7, [4, 3, 5]])
+def test_kv_cache_logits_equal_the_full_forward_and_transformers_past_key_values(ours, hf_model, chunks):
+    ids = tokens(3, 12)  # batch of 3
+    with torch.no_grad():
+        cached = _cached_logits(ours, ids, chunks)
+        torch.testing.assert_close(cached, ours(ids))
+        # the same chunks through Hugging Face's cache (`past_key_values`; `cache` in newer transformers)
+        name = "cache" if "cache" in inspect.signature(hf_model.forward).parameters else "past_key_values"
+        past, hf_out, start = None, [], 0
+        for n in chunks:
+            step = hf_model(ids[:, start:start + n], use_cache=True, **{name: past})
+            past, start = getattr(step, name), start + n
+            hf_out.append(step.logits)
+    torch.testing.assert_close(cached, torch.cat(hf_out, dim=1), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("settings", [{}, {"do_sample": True, "top_k": 20, "seed": 3}, {"num_beams": 3},
+                                      {"num_beams": 3, "num_return_sequences": 2},
+                                      {"repetition_penalty": 1.3}])
+def test_generate_with_and_without_cache_gives_the_same_tokens_on_a_batch(ours, settings):
+    prompt = tokens(4, 7, seed=1)  # batch > 1
+    with_cache = lm.generate(ours, prompt, 20, **settings)
+    assert torch.equal(with_cache, lm.generate(ours, prompt, 20, use_cache=False, **settings))
+    assert with_cache.shape == (4 * settings.get("num_return_sequences", 1), 27)
+
+
+def test_kv_cache_respects_block_size():
+    torch.manual_seed(0)
+    model = lm.GPT(lm.GPTConfig(vocab_size=20, block_size=8, n_layer=2, n_head=2, n_embd=16)).eval()
+    ids = torch.randint(20, (2, 8))
+    cache = lm.model.KVCache()
+    with torch.no_grad():
+        model(ids, kv_cache=cache)  # the cache now holds all 8 learned positions
+        with pytest.raises(ValueError, match=r"8 cached \+ 1 new = 9 tokens is longer than .* block_size 8"):
+            model(ids[:, :1], kv_cache=cache)
+    # generate crops the context past block_size (a sliding window) and recomputes the cache: the same tokens
+    for settings in ({}, {"num_beams": 2}, {"do_sample": True, "seed": 0}):
+        long = lm.generate(model, ids[:, :3], 25, **settings)
+        assert long.shape == (2, 28)
+        assert torch.equal(long, lm.generate(model, ids[:, :3], 25, use_cache=False, **settings))
+    cache.reset()
+    assert len(cache) == 0

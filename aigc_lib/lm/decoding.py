@@ -1,6 +1,7 @@
 """Decoding (chapter 05): greedy, beam search, temperature, top-k, top-p and the repetition penalty.
 
-Hugging Face models go through their own ``generate``; our GPT runs the plain loops written here.
+Hugging Face models go through their own ``generate``; our GPT runs the plain loops written here, with a KV
+cache (notebook 04) unless ``use_cache=False``.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from aigc_lib.lm.model import GPT, is_hf_model, unwrap_model
+from aigc_lib.lm.model import GPT, KVCache, is_hf_model, unwrap_model
 
 __all__ = ["DECODING", "apply_repetition_penalty", "complete", "filter_logits", "generate"]
 
@@ -56,12 +57,14 @@ DECODING: dict[str, dict[str, Any]] = {  # the strategies notebook 05 compares s
 def generate(model: nn.Module, input_ids: Tensor | Sequence[int], max_new_tokens: int = 50, *,
              do_sample: bool = False, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
              repetition_penalty: float = 1.0, num_beams: int = 1, num_return_sequences: int = 1,
-             eos_token_id: int | None = None, seed: int | None = None) -> Tensor:
+             eos_token_id: int | None = None, seed: int | None = None, use_cache: bool = True) -> Tensor:
     """Continue ``input_ids`` (T,) or (B, T): returns (B * num_return_sequences, T + new) token ids.
 
     Hugging Face models go through their own ``generate`` (with these same settings); our :class:`GPT` runs the
-    plain loop below, which recomputes the whole context at each step (no KV cache: short and readable).
-    ``seed`` makes sampling repeatable without touching the global random state.
+    plain loops below. With ``use_cache`` (notebook 04) each step feeds only the new token and reads the
+    keys and values of the earlier ones from a :class:`KVCache`; ``use_cache=False`` recomputes the whole
+    context at every step. Both give the same tokens. ``seed`` makes sampling repeatable without touching the
+    global random state.
     """
     ids = torch.as_tensor(input_ids, dtype=torch.long)
     ids = ids[None] if ids.dim() == 1 else ids
@@ -84,27 +87,39 @@ def generate(model: nn.Module, input_ids: Tensor | Sequence[int], max_new_tokens
                                     top_k=top_k if do_sample else None, top_p=top_p if do_sample else None,
                                     repetition_penalty=repetition_penalty, num_beams=num_beams,
                                     num_return_sequences=num_return_sequences, eos_token_id=eos,
-                                    pad_token_id=eos)
+                                    pad_token_id=eos, use_cache=use_cache)
             if num_beams > 1:
                 return torch.cat([_beam_search(raw, row, max_new_tokens, num_beams, num_return_sequences,
-                                               eos_token_id, repetition_penalty) for row in ids])
+                                               eos_token_id, repetition_penalty, use_cache) for row in ids])
             ids = ids.repeat_interleave(num_return_sequences, dim=0)
             return _sample_loop(raw, ids, max_new_tokens, do_sample, temperature, top_k, top_p,
-                                repetition_penalty, eos_token_id)
+                                repetition_penalty, eos_token_id, KVCache() if use_cache else None)
     finally:
         raw.train(was_training)
 
 
-def _next_logits(model: GPT, ids: Tensor) -> Tensor:
-    context = ids[:, -model.config.block_size:]  # crop to the context the model was trained on
-    return model(context)[:, -1, :].float()  # (B, V): only the last position predicts the next token
+def _next_logits(model: GPT, ids: Tensor, cache: KVCache | None = None) -> Tensor:
+    """(B, V) logits of the token after ``ids`` (B, T): only the last position predicts the next token.
+
+    Without a cache the whole context runs through the model; with one, only the tokens it has not seen yet.
+    Past ``block_size`` the context is cropped to its last ``block_size`` tokens, which moves every token to a
+    new position: the cached keys and values are stale, so the cropped context is recomputed into the cache
+    (the same logits as without a cache, at the cost of a full forward per token)."""
+    block_size = model.config.block_size
+    if cache is None:
+        return model(ids[:, -block_size:])[:, -1, :].float()  # crop to the context the model was trained on
+    if ids.size(1) > block_size:
+        cache.reset()
+        return model(ids[:, -block_size:], kv_cache=cache)[:, -1, :].float()
+    return model(ids[:, len(cache):], kv_cache=cache)[:, -1, :].float()  # the (B, T - len(cache)) new ids
 
 
 def _sample_loop(model: GPT, ids: Tensor, max_new_tokens: int, do_sample: bool, temperature: float,
-                 top_k: int, top_p: float, repetition_penalty: float, eos_token_id: int | None) -> Tensor:
+                 top_k: int, top_p: float, repetition_penalty: float, eos_token_id: int | None,
+                 cache: KVCache | None = None) -> Tensor:
     finished = torch.zeros(len(ids), dtype=torch.bool, device=ids.device)
     for _ in range(max_new_tokens):
-        logits = apply_repetition_penalty(_next_logits(model, ids), ids, repetition_penalty)
+        logits = apply_repetition_penalty(_next_logits(model, ids, cache), ids, repetition_penalty)
         if do_sample:
             probs = filter_logits(logits, temperature, top_k, top_p).softmax(-1)
             token = torch.multinomial(probs, 1)  # (B, 1)
@@ -120,19 +135,19 @@ def _sample_loop(model: GPT, ids: Tensor, max_new_tokens: int, do_sample: bool, 
 
 
 def _beam_search(model: GPT, prompt: Tensor, max_new_tokens: int, num_beams: int, num_return: int,
-                 eos_token_id: int | None, repetition_penalty: float) -> Tensor:
+                 eos_token_id: int | None, repetition_penalty: float, use_cache: bool = True) -> Tensor:
     """Keep the ``num_beams`` most probable continuations (sum of log-probabilities) at every step; a beam that
     emits EOS is finished, scored by its mean log-probability per new token (length_penalty 1, as in HF)."""
     if num_return > num_beams:
         raise ValueError(f"num_return_sequences={num_return} is more than num_beams={num_beams}.")
     beams, scores = prompt[None], torch.zeros(1, device=prompt.device)  # (beams, T), (beams,)
     finished: list[tuple[float, Tensor]] = []
-    vocab = None
+    cache = KVCache() if use_cache else None
     for step in range(1, max_new_tokens + 1):
-        logits = apply_repetition_penalty(_next_logits(model, beams), beams, repetition_penalty)
+        logits = apply_repetition_penalty(_next_logits(model, beams, cache), beams, repetition_penalty)
         vocab = logits.size(-1)
         total = (scores[:, None] + logits.log_softmax(-1)).flatten()  # every (beam, token) extension
-        live, live_scores = [], []
+        live, live_scores, sources = [], [], []
         for rank, index in enumerate(total.topk(min(2 * num_beams, total.numel())).indices.tolist()):
             beam, token = divmod(index, vocab)
             seq = torch.cat([beams[beam], beams.new_tensor([token])])
@@ -142,7 +157,10 @@ def _beam_search(model: GPT, prompt: Tensor, max_new_tokens: int, num_beams: int
             elif len(live) < num_beams:
                 live.append(seq)
                 live_scores.append(total[index])
+                sources.append(beam)
         beams, scores = torch.stack(live), torch.stack(live_scores)
+        if cache is not None:  # each live beam continues the cache row of the beam it extends
+            cache.reorder(torch.tensor(sources, device=beams.device))
         finished.sort(key=lambda item: -item[0])
         # done when num_beams beams have finished and no live beam can still beat the worst of them
         if len(finished) >= num_beams and finished[num_beams - 1][0] >= float(scores[0]) / step:

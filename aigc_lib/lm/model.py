@@ -6,6 +6,9 @@ from Hugging Face's ``GPT2LMHeadModel`` make it faster, not different: Q, K and 
 ``nn.Linear`` and attention runs in ``F.scaled_dot_product_attention`` (flash attention on a GPU). The
 state-dict conversion in :func:`gpt_from_hf` / :meth:`GPT.to_hf` moves weights both ways, so the same
 model trains here and loads in ``transformers`` (and ``from_pretrained("gpt2")`` weights load here).
+
+For generation, ``forward`` takes an optional :class:`KVCache` (notebook 04, "KV cache"): the keys and values
+of the tokens already seen are kept, so each new token costs one position of work, not the whole context.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ["GPT", "GPT_SIZES", "IGNORE_INDEX", "MLP", "Block", "CausalSelfAttention", "GPTConfig", "describe_lm",
-           "gpt_from_hf", "hf_config", "is_hf_model", "unwrap_model"]
+           "gpt_from_hf", "hf_config", "is_hf_model", "unwrap_model"]  # and KVCache, from this module
 
 IGNORE_INDEX = -100  # label value that F.cross_entropy (and Hugging Face) leave out of the loss
 
@@ -73,11 +76,48 @@ GPT_SIZES: dict[str, dict[str, int]] = {
 }
 
 
+class KVCache:
+    """The keys and values (B, n_head, T_past, head_dim) of every layer, for the tokens seen (notebook 04).
+
+    Like Hugging Face's ``DynamicCache``: each attention layer calls ``update(k, v, layer_idx)`` with the keys
+    and values of its new positions and attends over what it gets back (past + new). Keys and values depend
+    only on their own token and position, never on later tokens (the causal mask), so they are computed once.
+    """
+
+    def __init__(self) -> None:
+        self.keys: list[Tensor] = []  # one (B, nh, T_past, hs) tensor per layer
+        self.values: list[Tensor] = []
+
+    def __len__(self) -> int:
+        """The number of positions cached (0 before the first forward)."""
+        return self.keys[0].size(2) if self.keys else 0
+
+    def update(self, k: Tensor, v: Tensor, layer_idx: int) -> tuple[Tensor, Tensor]:
+        """Append this layer's new keys and values (B, nh, T_new, hs); return all of them (B, nh, T, hs)."""
+        if layer_idx == len(self.keys):  # the first forward of this layer
+            self.keys.append(k)
+            self.values.append(v)
+        else:
+            self.keys[layer_idx] = torch.cat([self.keys[layer_idx], k], dim=2)
+            self.values[layer_idx] = torch.cat([self.values[layer_idx], v], dim=2)
+        return self.keys[layer_idx], self.values[layer_idx]
+
+    def reset(self) -> None:
+        """Forget every cached position (the context window slid: all positions changed)."""
+        self.keys, self.values = [], []
+
+    def reorder(self, index: Tensor) -> None:
+        """Keep the rows ``index`` (B_new,) of the batch, in that order (beam search reorders its beams)."""
+        self.keys = [k.index_select(0, index) for k in self.keys]
+        self.values = [v.index_select(0, index) for v in self.values]
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention with one fused QKV projection (notebook 04 derives it)."""
 
-    def __init__(self, cfg: GPTConfig) -> None:
+    def __init__(self, cfg: GPTConfig, layer_idx: int = 0) -> None:
         super().__init__()
+        self.layer_idx = layer_idx  # which slot of a KVCache this layer reads and writes
         self.n_head, self.n_embd, self.dropout = cfg.n_head, cfg.n_embd, cfg.dropout
         self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)  # x -> [q | k | v]
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)  # heads -> model width
@@ -88,10 +128,19 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # each (B, T, C)
         return tuple(t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B,h,T,d)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, kv_cache: KVCache | None = None) -> Tensor:
         B, T, C = x.shape
-        q, k, v = self._heads(x)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,  # softmax(QK^T/sqrt(d) + mask) V
+        q, k, v = self._heads(x)  # (B, nh, T, hs) each, for the T new positions
+        mask, causal = None, True
+        if kv_cache is not None:
+            past = kv_cache.keys[self.layer_idx].size(2) if self.layer_idx < len(kv_cache.keys) else 0
+            k, v = kv_cache.update(k, v, self.layer_idx)  # (B, nh, past + T, hs)
+            if past:  # new query i sits at position past + i and may read keys 0..past + i
+                causal = False
+                if T > 1:
+                    mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
+        # softmax(QK^T/sqrt(d) + M) V
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
                                            dropout_p=self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # concatenate the heads
         return self.resid_dropout(self.c_proj(y))
@@ -123,15 +172,15 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """Pre-LayerNorm transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
 
-    def __init__(self, cfg: GPTConfig) -> None:
+    def __init__(self, cfg: GPTConfig, layer_idx: int = 0) -> None:
         super().__init__()
         self.ln_1 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon, bias=cfg.bias)
-        self.attn = CausalSelfAttention(cfg)
+        self.attn = CausalSelfAttention(cfg, layer_idx)
         self.ln_2 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon, bias=cfg.bias)
         self.mlp = MLP(cfg)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x: Tensor, kv_cache: KVCache | None = None) -> Tensor:
+        x = x + self.attn(self.ln_1(x), kv_cache)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -148,7 +197,7 @@ class GPT(nn.Module):
             "wte": nn.Embedding(cfg.padded_vocab_size, cfg.n_embd),  # token embeddings
             "wpe": nn.Embedding(cfg.block_size, cfg.n_embd),  # learned position embeddings
             "drop": nn.Dropout(cfg.dropout),
-            "h": nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer)),
+            "h": nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer)),
             "ln_f": nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon, bias=cfg.bias),
         })
         self.lm_head = nn.Linear(cfg.n_embd, cfg.padded_vocab_size, bias=False)
@@ -166,22 +215,28 @@ class GPT(nn.Module):
             nn.init.zeros_(module.bias)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, targets: Tensor | None = None,
-                reduction: str = "mean") -> Tensor:
+                reduction: str = "mean", kv_cache: KVCache | None = None) -> Tensor:
         """Logits (B, T, vocab_size); with ``targets`` (B, T), the cross-entropy against them instead.
 
         Computing the loss inside ``forward`` (as nanoGPT does) lets ``torch.compile`` fuse the head, the
         log-softmax and the loss, so the (B, T, V) logits never take an extra float32 copy. ``targets`` are the
         next tokens (already shifted); -100 is skipped. ``attention_mask`` is accepted for right-padded batches
         and not needed: causal attention already keeps real tokens from seeing the padding after them (padding
-        must be on the right, as :class:`CausalLMCollator` makes it; its labels are -100)."""
+        must be on the right, as :class:`CausalLMCollator` makes it; its labels are -100).
+
+        With a ``kv_cache``, ``input_ids`` are the tokens after the cached ones (positions len(cache) ...):
+        their keys and values are appended to the cache and the logits are those of the new positions only."""
         T = input_ids.size(1)
-        if T > self.config.block_size:
-            raise ValueError(f"sequence of {T} tokens is longer than the model's block_size "
-                             f"{self.config.block_size}: truncate it or crop the context (generate does).")
-        pos = torch.arange(T, device=input_ids.device)
-        x = self.transformer.drop(self.transformer.wte(input_ids) + self.transformer.wpe(pos))
+        past = len(kv_cache) if kv_cache is not None else 0
+        if past + T > self.config.block_size:
+            cached = f"{past} cached + {T} new = {past + T} tokens" if past else f"sequence of {T} tokens"
+            raise ValueError(f"{cached} is longer than the model's block_size {self.config.block_size} (its "
+                             "learned positions): truncate it, or crop the context and start a new cache "
+                             "(generate does both).")
+        pos = torch.arange(past, past + T, device=input_ids.device)  # (T,) positions of the new tokens
+        x = self.transformer.drop(self.transformer.wte(input_ids) + self.transformer.wpe(pos))  # (B, T, C)
         for block in self.transformer.h:
-            x = block(x)
+            x = block(x, kv_cache)
         logits = self.lm_head(self.transformer.ln_f(x))
         if self.config.padded_vocab_size != self.config.vocab_size:
             logits = logits[..., : self.config.vocab_size]  # padding rows are never real tokens
