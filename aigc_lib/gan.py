@@ -34,6 +34,7 @@ class GANConfig:
     width: int = 64  # DCGAN: channels of the widest-resolution layer (ngf = ndf); MLP: first hidden layer
     d_norm: str = "batch"  # "batch" (DCGAN paper) or "none" (WGAN-GP: the penalty is per sample)
     spectral_norm: bool = False  # spectral normalisation on every D layer (Miyato et al., 2018)
+    upsample: str = "transposed"  # DCGAN G: "transposed" (the paper) or "resize" (nearest 2x + 3x3 conv)
 
     def __post_init__(self) -> None:
         if self.arch not in ("dcgan", "mlp"):
@@ -44,6 +45,8 @@ class GANConfig:
             raise ValueError(f"channels must be 1 (grey) or 3 (colour), got {self.channels}.")
         if self.d_norm not in ("batch", "none"):
             raise ValueError(f"d_norm must be 'batch' or 'none', got {self.d_norm!r}.")
+        if self.upsample not in ("transposed", "resize"):
+            raise ValueError(f"upsample must be 'transposed' or 'resize', got {self.upsample!r}.")
         if self.latent_dim < 1 or self.width < 1:
             raise ValueError("latent_dim and width must be positive.")
 
@@ -79,8 +82,18 @@ def spectral_norm_(module: nn.Module) -> nn.Module:
 
 
 # ----------------------------------------------------------------------------------------------- networks
+def _upsample_2x(ch_in: int, ch_out: int, mode: str) -> list[nn.Module]:
+    """A layer that doubles H and W: a 4x4 stride-2 transposed conv, or nearest upsampling + a 3x3 conv.
+
+    In the resize-convolution (Odena, Dumoulin & Olah, 2016) every output pixel applies all nine weights, so a
+    constant input stays constant: no checkerboard, whatever the weights (notebook 03)."""
+    if mode == "resize":
+        return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ch_in, ch_out, 3, 1, 1, bias=False)]
+    return [nn.ConvTranspose2d(ch_in, ch_out, 4, 2, 1, bias=False)]  # H_out = (H - 1) * 2 - 2 + 4 = 2H
+
+
 class DCGANGenerator(nn.Module):
-    """z -> image with transposed convolutions, BatchNorm, ReLU and a tanh output (notebook 03)."""
+    """z -> image with transposed (or resize-) convolutions, BatchNorm, ReLU and a tanh output (notebook 03)."""
 
     def __init__(self, cfg: GANConfig) -> None:
         super().__init__()
@@ -90,9 +103,9 @@ class DCGANGenerator(nn.Module):
         layers: list[nn.Module] = [  # (N, nz, 1, 1) -> (N, ch, base, base)
             nn.ConvTranspose2d(cfg.latent_dim, ch, base, 1, 0, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True)]
         for _ in range(n_up - 1):  # each doubles the resolution and halves the channels
-            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            layers += [*_upsample_2x(ch, ch // 2, cfg.upsample), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
             ch //= 2
-        layers += [nn.ConvTranspose2d(ch, cfg.channels, 4, 2, 1, bias=False), nn.Tanh()]  # (N, C, H, W)
+        layers += [*_upsample_2x(ch, cfg.channels, cfg.upsample), nn.Tanh()]  # (N, C, H, W)
         self.net = nn.Sequential(*layers)
         dcgan_init_(self)
 
@@ -348,6 +361,20 @@ def modes_covered(samples: Tensor, centers: Tensor, std: float, min_share: float
     counts = torch.bincount(which[good], minlength=len(centers))
     covered = int((counts >= min_share * len(samples) / len(centers)).sum())
     return {"modes_covered": covered, "num_modes": len(centers), "high_quality": good.float().mean().item()}
+
+
+def checkerboard_score(images: Tensor, border: int = 2) -> Tensor:
+    """Share of each image's power in the period-2 patterns (the Nyquist frequencies of the 2-D FFT), (N,).
+
+    0 for a constant image, 1 for a pure +-1 checkerboard; ``border`` pixels are cut off each side first
+    (padding makes the edges of a layer's output differ). Averaged over channels (notebook 03)."""
+    x = images.float()[..., border:images.shape[-2] - border, border:images.shape[-1] - border]
+    x = x[..., : x.shape[-2] // 2 * 2, : x.shape[-1] // 2 * 2]  # even sizes: the Nyquist bin exists
+    h, w = x.shape[-2:]
+    power = torch.fft.fft2(x).abs() ** 2  # (N, C, h, w)
+    nyquist = power[..., h // 2, 0] + power[..., 0, w // 2] + power[..., h // 2, w // 2]  # (N, C)
+    total = power.sum((-2, -1)).clamp_min(1e-30)  # (N, C)
+    return (nyquist / total).mean(-1)  # (N,)
 
 
 def count_parameters(module: nn.Module) -> int:
