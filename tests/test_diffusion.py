@@ -223,6 +223,35 @@ def test_caption_dropout_uses_the_empty_prompt():
         D.DiffusionStep(D.NoiseSchedule(10), caption_dropout=1.0)
 
 
+def test_drop_captions_is_what_the_loss_feeds_the_text_encoder():
+    seen = []
+
+    class Text(torch.nn.Module):
+        def forward(self, ids):
+            seen.append(ids.clone())
+            return (ids.float()[:, :, None].expand(-1, -1, 4),)
+
+    class Trainer_:
+        models = {"model": ToyEps(), "text": Text()}
+
+    empty = torch.tensor([[0, 1, 1]])
+    ids = torch.arange(60).view(20, 3)
+    x0 = torch.zeros(20, 1, 2, 2)
+    step = D.DiffusionStep(D.NoiseSchedule(10), text_encoder="text", empty_ids=empty, caption_dropout=0.3)
+    torch.manual_seed(1)
+    step.loss(Trainer_(), (x0, ids))
+    # the loss draws t and the noise first, then one uniform number per caption (notebook 08 relies on this order)
+    torch.manual_seed(1)
+    torch.randint(0, 10, (20,)), torch.randn_like(x0)
+    expected = torch.where((torch.rand(20) < 0.3)[:, None], empty.expand_as(ids), ids)
+    torch.manual_seed(1)
+    torch.randint(0, 10, (20,)), torch.randn_like(x0)
+    assert torch.equal(seen[0], expected) and torch.equal(step.drop_captions(ids), expected)
+    assert 0 < (expected == empty).all(1).sum() < 20
+    off = D.DiffusionStep(D.NoiseSchedule(10), text_encoder="text", empty_ids=empty, caption_dropout=0.0)
+    assert off.drop_captions(ids) is ids
+
+
 def test_min_snr_weights_each_sample_by_min_snr_gamma_over_snr():
     class Trainer_:
         models = {"model": ToyEps()}

@@ -103,6 +103,14 @@ class DiffusionStep:
             return torch.randint(0, num_steps, (n,), device=device)
         return torch.multinomial(self.timestep_weights(num_steps), n, replacement=True).to(device)
 
+    def drop_captions(self, ids: Tensor) -> Tensor:
+        """Caption dropout (notebook 08): each caption (a row of ``ids``, (N, L)) becomes the empty prompt with
+        probability ``caption_dropout``; one draw of ``torch.rand`` per caption, from the global generator."""
+        if self.caption_dropout == 0:
+            return ids
+        drop = torch.rand(len(ids), device=ids.device) < self.caption_dropout  # (N,) True: replace the caption
+        return torch.where(drop[:, None], self.empty_ids.to(ids.device).expand_as(ids), ids)  # (N, L)
+
     def loss(self, trainer: Any, batch: Any) -> Tensor:
         x0 = batch[0] if isinstance(batch, (tuple, list)) else batch
         unet = trainer.models[self.unet]
@@ -112,10 +120,7 @@ class DiffusionStep:
         xt = schedule.q_sample(x0, t, noise)
         cond = None
         if self.text_encoder is not None:
-            ids = batch[1]
-            if self.caption_dropout > 0:
-                drop = torch.rand(len(ids), device=ids.device) < self.caption_dropout
-                ids = torch.where(drop[:, None], self.empty_ids.to(ids.device).expand_as(ids), ids)
+            ids = self.drop_captions(batch[1])  # (N, L), some captions replaced by the empty prompt
             cond = trainer.models[self.text_encoder](ids)[0]  # (N, L, D) last hidden state
         target = noise if self.prediction_type == "epsilon" else schedule.v_target(x0, t, noise)
         error = (predict_noise(unet, xt, t, cond).float() - target.float()).pow(2).mean(dim=tuple(range(1, x0.ndim)))
