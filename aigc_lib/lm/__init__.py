@@ -14,6 +14,14 @@ Every public name is re-exported here, so notebooks write ``lm.GPT``, ``lm.gener
 ``distinct_n`` live in :mod:`aigc_lib.metrics.text`; they are re-exported here (the same functions) because
 notebooks 04-06 call them as ``lm.bleu``.
 """
+from aigc_lib.lm.adapters import (
+    HOULSBY,
+    PFEIFFER,
+    AdaptedOutput,
+    BottleneckAdapter,
+    add_bottleneck_adapters,
+    bottleneck_adapter_params,
+)
 from aigc_lib.lm.data import QA_TEMPLATE, CausalLMCollator, encode_corpus, encode_qa, pack_blocks, qa_batches
 from aigc_lib.lm.decoding import DECODING, apply_repetition_penalty, complete, filter_logits, generate
 from aigc_lib.lm.model import (
@@ -24,6 +32,7 @@ from aigc_lib.lm.model import (
     Block,
     CausalSelfAttention,
     GPTConfig,
+    KVCache,
     describe_lm,
     gpt_from_hf,
     hf_config,
@@ -54,10 +63,13 @@ from aigc_lib.metrics.text import bleu, distinct_n, rouge
 
 __all__ = [
     "BASE_RECIPES", "DECODING", "EOS", "GPT", "GPT_SIZES", "IGNORE_INDEX", "MLP", "QA_TEMPLATE",
-    "BaseRecipe", "Block", "CausalLMCollator", "CausalSelfAttention", "CharTokenizer", "GPTConfig",
+    "BaseRecipe", "Block", "CausalLMCollator", "CausalSelfAttention", "CharTokenizer", "GPTConfig", "KVCache",
     "LMStep", "apply_repetition_penalty", "bleu", "build_offline_base", "causal_lm_loss", "complete",
     "count_targets", "describe_lm", "distinct_n", "encode_corpus", "encode_qa", "filter_logits", "generate",
     "gpt_from_hf", "hf_config", "is_hf_model", "lm_eval_fn", "lm_logits", "lm_loss", "lm_optimizer",
     "load_base_lm", "load_causal_lm", "load_tokenizer", "pack_blocks", "perplexity", "qa_batches", "rouge",
-    "train_bpe_tokenizer", "training_memory", "unwrap_model", "warmup_cosine"
+    "train_bpe_tokenizer", "training_memory", "unwrap_model", "warmup_cosine",
+    # bottleneck adapters (notebook 06)
+    "HOULSBY", "PFEIFFER", "AdaptedOutput", "BottleneckAdapter", "add_bottleneck_adapters",
+    "bottleneck_adapter_params",
 ]

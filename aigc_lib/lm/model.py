@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["GPT", "GPT_SIZES", "IGNORE_INDEX", "MLP", "Block", "CausalSelfAttention", "GPTConfig", "describe_lm",
-           "gpt_from_hf", "hf_config", "is_hf_model", "unwrap_model"]  # and KVCache, from this module
+__all__ = ["GPT", "GPT_SIZES", "IGNORE_INDEX", "MLP", "Block", "CausalSelfAttention", "GPTConfig", "KVCache",
+           "describe_lm", "gpt_from_hf", "hf_config", "is_hf_model", "unwrap_model"]
 
 IGNORE_INDEX = -100  # label value that F.cross_entropy (and Hugging Face) leave out of the loss
 
