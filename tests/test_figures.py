@@ -80,7 +80,6 @@ def test_attachments_resolve_and_match_the_stored_figures():
                 f"{path.name}, cell {index}: the embedded {name} is stale: run `make figures`"
 
 
-@pytest.mark.xfail(strict=True, reason="figures not embedded yet")
 def test_every_figure_is_shown_by_a_notebook():
     shown = {name for _, nb in _notebooks() for _, name in figures.references(nb)}
     missing = sorted(p.name for p in STORED.glob("*.png") if p.name not in shown)
