@@ -105,14 +105,9 @@ def test_chinese_guide_and_summary(path: Path):
 
 
 PLACEHOLDER = re.compile(r"to be measured|not measured|\bTODO\b|\bTBD\b|placeholder", re.IGNORECASE)
-# Exercise solutions that still say "(to be measured)" / "Not measured here": remove a notebook from this list
-# once its solutions state measured numbers (strict: the test then fails until the mark goes).
-UNMEASURED_SOLUTIONS = {"07_diffusion_from_scratch", "08_stable_diffusion_anatomy"}
 
 
-@pytest.mark.parametrize("path", [
-    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="exercise solutions not measured yet"))
-    if p.stem in UNMEASURED_SOLUTIONS else p for p in ALL_NOTEBOOKS], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.stem)
 def test_no_placeholder_text(path: Path):
     for index, cell in enumerate(nbformat.read(path, as_version=4).cells):
         if cell.cell_type in ("markdown", "code"):
