@@ -223,6 +223,8 @@ class KeyResult:
 KEY_RESULTS = (
     KeyResult("test perplexity, before → after fine-tuning", ("ppl_before", "ppl_after")),
     KeyResult("test perplexity: base → full fine-tuning → LoRA", ("ppl_base", "ppl_full", "ppl_lora")),
+    KeyResult("test perplexity: bottleneck adapter vs prefix tuning (on the tokens its prefix leaves room for)",
+              ("ppl_adapter", "ppl_prefix"), "", " vs "),
     KeyResult("prompts drawn right for the new concept (star), before → after LoRA",
               ("star_before.all", "star_after.all"), "%"),
     KeyResult("prompts drawn right for the old shapes, before → after LoRA", ("old_before.all", "old_after.all"), "%"),
