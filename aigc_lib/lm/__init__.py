@@ -8,7 +8,8 @@ conversion to and from Hugging Face's ``GPT2LMHeadModel``); around it, one modul
 - :mod:`~aigc_lib.lm.training`: the shifted causal-LM loss, the trainer step, AdamW groups, warm-up + cosine,
   perplexity, training memory;
 - :mod:`~aigc_lib.lm.decoding`: greedy, beam, temperature, top-k, top-p and the repetition penalty;
-- :mod:`~aigc_lib.lm.offline_base`: the small GPT-2 pretrained offline that stands in for ``gpt2``.
+- :mod:`~aigc_lib.lm.offline_base`: the small GPT-2 pretrained offline that stands in for ``gpt2``;
+- :mod:`~aigc_lib.lm.shop_assistant`: notebook 05's fine-tuned shop assistant, built once and cached (10).
 
 Every public name is re-exported here, so notebooks write ``lm.GPT``, ``lm.generate``. ``bleu``, ``rouge`` and
 ``distinct_n`` live in :mod:`aigc_lib.metrics.text`; they are re-exported here (the same functions) because
@@ -46,6 +47,13 @@ from aigc_lib.lm.offline_base import (
     load_base_lm,
     load_causal_lm,
 )
+from aigc_lib.lm.shop_assistant import (
+    ASSISTANT_RECIPES,
+    AssistantRecipe,
+    assistant_split,
+    build_shop_assistant,
+    load_shop_assistant,
+)
 from aigc_lib.lm.tokenize import EOS, CharTokenizer, load_tokenizer, train_bpe_tokenizer
 from aigc_lib.lm.training import (
     LMStep,
@@ -72,4 +80,6 @@ __all__ = [
     # bottleneck adapters (notebook 06)
     "HOULSBY", "PFEIFFER", "AdaptedOutput", "BottleneckAdapter", "add_bottleneck_adapters",
     "bottleneck_adapter_params",
+    # the shop assistant of notebook 05, built and cached for later chapters (10)
+    "ASSISTANT_RECIPES", "AssistantRecipe", "assistant_split", "build_shop_assistant", "load_shop_assistant",
 ]
