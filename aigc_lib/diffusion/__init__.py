@@ -6,6 +6,7 @@ One module per idea, the teaching core first:
 - :mod:`~aigc_lib.diffusion.samplers`: noise predictions, classifier-free guidance, DDPM and DDIM (07, 08);
 - :mod:`~aigc_lib.diffusion.training`: the epsilon-prediction step for the trainer, the UNets it trains (07);
 - :mod:`~aigc_lib.diffusion.tokenizer`: the CLIP-format caption tokenizer trained offline (08);
+- :mod:`~aigc_lib.diffusion.ddpm_build`: chapter 07's digits DDPM trained once per recipe, cached, loaded (10);
 - :mod:`~aigc_lib.diffusion.mini_sd`: the mini Stable Diffusion trained on captioned shapes, cached, loaded (08);
 - :mod:`~aigc_lib.diffusion.lora`: LoRA adapters on the UNet (09);
 - :mod:`~aigc_lib.diffusion.speed`: Stable Diffusion 1.5 built from its configs and the fast inference path
@@ -16,6 +17,16 @@ Diffusion on the captioned shapes (:mod:`aigc_lib.shapes`) and puts them into a 
 ``StableDiffusionPipeline``; chapter 09 teaches it a new shape with LoRA. Every public name is re-exported here,
 with the shapes grammar and the prompt-accuracy judge that chapters 08 and 09 use, so notebooks write ``D.X``.
 """
+from aigc_lib.diffusion.ddpm_build import (
+    DDPM_CACHE,
+    DDPM_RECIPES,
+    DDPMRecipe,
+    build_ddpm,
+    denoising_loss,
+    load_ddpm,
+    sample_ddpm,
+    train_ddpm,
+)
 from aigc_lib.diffusion.lora import add_unet_lora, save_unet_lora
 from aigc_lib.diffusion.mini_sd import (
     MINI_SD_RECIPES,
@@ -79,14 +90,14 @@ from aigc_lib.shapes import (
 )
 
 __all__ = [
-    "COLORS", "JUDGE_STEPS", "MINI_SD_RECIPES", "POSITIONS", "PREDICTION_TYPES", "SCHEDULES", "SD15_HUB_ID", "SD_CACHE",
-    "SHAPES", "DiffusionStep", "MiniSD", "MiniSDRecipe", "NoiseSchedule", "VAEStep", "add_unet_lora",
-    "all_captions", "build_mini_sd", "caption_targets", "count_parameters", "ddim_sample", "ddim_timesteps",
-    "ddpm_cifar10_unet", "ddpm_sample", "decode_latents", "digits_unet", "encode_latents", "generate",
-    "get_recipe", "guided_noise", "load_sd_pipeline", "make_betas", "make_cond_unet", "make_pipeline",
-    "make_text_encoder", "make_vae", "mini_sd_dir", "predict_noise", "prompt_set", "q_sample",
-    "q_sample_iterated", "rescale_zero_terminal_snr", "save_mini_sd", "save_unet_lora", "set_latent_scale",
-    "shape_caption",
-    "shapes_judge", "to_unit", "tokenize", "train_caption_tokenizer", "train_mini_sd",
-    "train_text_to_image", "train_vae", "vae_images", "wrong_objective_loss"
+    "COLORS", "DDPM_CACHE", "DDPM_RECIPES", "JUDGE_STEPS", "MINI_SD_RECIPES", "POSITIONS", "PREDICTION_TYPES",
+    "SCHEDULES", "SD15_HUB_ID", "SD_CACHE", "SHAPES", "DDPMRecipe", "DiffusionStep", "MiniSD", "MiniSDRecipe",
+    "NoiseSchedule", "VAEStep", "add_unet_lora", "all_captions", "build_ddpm", "build_mini_sd", "caption_targets",
+    "count_parameters", "ddim_sample", "ddim_timesteps", "ddpm_cifar10_unet", "ddpm_sample", "decode_latents",
+    "denoising_loss", "digits_unet", "encode_latents", "generate", "get_recipe", "guided_noise", "load_ddpm",
+    "load_sd_pipeline", "make_betas", "make_cond_unet", "make_pipeline", "make_text_encoder", "make_vae",
+    "mini_sd_dir", "predict_noise", "prompt_set", "q_sample", "q_sample_iterated", "rescale_zero_terminal_snr",
+    "sample_ddpm", "save_mini_sd", "save_unet_lora", "set_latent_scale", "shape_caption", "shapes_judge", "to_unit",
+    "tokenize", "train_caption_tokenizer", "train_ddpm", "train_mini_sd", "train_text_to_image", "train_vae",
+    "vae_images", "wrong_objective_loss",
 ]
