@@ -439,6 +439,38 @@ def _check_09(r: dict) -> None:
     assert abs(sum(r["star_drawn_before"].values()) - 1) < 1e-4 and r["forgetting_points_no_prior"] is not None
 
 
+def _check_10(r: dict) -> None:
+    # measured in smoke on a 2-core CPU (2026-12-07; the models are the library's smoke builds, font digits offline)
+    assert r["learn"] is True
+    # instruments, no learning: two samples of one Gaussian (F = 16, N = 50..400) gave FD x N within 157-183 (ratio
+    # 1.17) and |KID| <= 0.036; demand a ratio under 1.5 and |KID| under 0.1
+    assert max(r["gauss_fd_times_n"]) < 1.5 * min(r["gauss_fd_times_n"]), r["gauss_fd_times_n"]
+    assert max(abs(k) for k in r["gauss_kid"]) < 0.1, r["gauss_kid"]
+    # one image per class: IS 7.79 against 3.98 for real digits, recall 0.03
+    assert r["is_one_per_class"] > 1.5 * r["is_real"], (r["is_one_per_class"], r["is_real"])
+    assert r["quality"]["one image per class"]["recall"] < 0.2, r["quality"]["one image per class"]
+    zh, unrelated = r["zh_scores"][0], r["zh_scores"][3]  # a paraphrase: BLEU 13a 0.0 -> zh 34.5; ROUGE-1 0 -> 0.68
+    assert zh["BLEU 13a"] == 0.0 and zh["BLEU zh"] > 20 and zh["ROUGE-1 default"] == 0.0 and zh["ROUGE-1 char"] > 0.5, zh
+    assert unrelated["BLEU zh"] < 10 and unrelated["ROUGE-1 char"] < 0.2, unrelated  # 2.7 and 0.07 measured
+    random_split, by_answer = r["leaks"]["random split (by pair)"], r["leaks"]["qa_split (by answer)"]
+    assert random_split["exact"] > 50 and by_answer["exact"] == 0, r["leaks"]  # 93 identical vs 0 measured
+    assert r["bt_rmse"] < 0.35 and r["bt_spread"] < 1e-6 and r["elo_spread"] > 20, (r["bt_rmse"], r["elo_spread"])
+    assert r["power_n"] == 783 and r["first_wins"] > 0.53, (r["power_n"], r["first_wins"])  # 58% left wins
+    # learning (LEARN=False: the same architectures untrained, the assistant's base instead of the assistant):
+    # DCGAN FD-digits final 11.8 vs early 57.2 (real vs real 0.82), and ranked correctly in every subset
+    assert r["fd_final"] < 0.5 * r["fd_early"], (r["fd_final"], r["fd_early"])
+    assert r["rank_share"][-1] >= 0.8, r["rank_share"]
+    # truncation to psi = 0.5: precision 0.85 -> 1.0, recall 0.38 -> 0.0
+    plain, truncated = r["truncation"]["None"], r["truncation"]["0.5"]
+    assert truncated["precision"] > plain["precision"] and truncated["recall"] < plain["recall"], r["truncation"]
+    assert r["ddpm_loss"] < 0.3 * r["ddpm_loss_untrained"], (r["ddpm_loss"], r["ddpm_loss_untrained"])  # 0.10 vs 1.07
+    # shop assistant: test perplexity 830.6 (base) -> 397.6 (0.48x); character GPT 3.53 bits per byte (untrained:
+    # about log2 of its 70-odd characters, 6.1)
+    assert r["test_ppl_assistant"] < 0.7 * r["test_ppl_base"], (r["test_ppl_assistant"], r["test_ppl_base"])
+    assert r["bpb"]["character GPT"]["bpb"] < 5.0, r["bpb"]
+    assert 0.0 <= r["judge_position_flip"] <= 1.0 and r["judge_source"].startswith("offline"), r["judge_source"]
+
+
 def _check_template(r: dict) -> None:
     assert r["steps"] == 5
     # a linear model, 5 SGD steps: loss 5.60 -> 0.66 (0.12x; LEARN=False: unchanged). Demand a 3x drop.
@@ -456,6 +488,7 @@ CHECKS: dict[str, Callable[[dict], None]] = {
     "07_diffusion_from_scratch": _check_07,
     "08_stable_diffusion_anatomy": _check_08,
     "09_finetuning_diffusion": _check_09,
+    "10_evaluating_generated_content": _check_10,
     "NN_chapter_template": _check_template,
 }
 
