@@ -67,14 +67,7 @@ DCGAN_RECIPES = {  # notebook 03's profiles; measured build times in the docstri
 
 
 def _recipe(recipe: DCGANRecipe | str) -> DCGANRecipe:
-    if isinstance(recipe, str):
-        if recipe not in DCGAN_RECIPES:
-            raise ValueError(f"unknown DCGAN recipe {recipe!r}: choose one of {', '.join(DCGAN_RECIPES)}, or give "
-                             "a DCGANRecipe (dataclasses.replace(DCGAN_RECIPES['quick'], steps=...)).")
-        return DCGAN_RECIPES[recipe]
-    if not isinstance(recipe, DCGANRecipe):
-        raise TypeError(f"recipe must be a name ({', '.join(DCGAN_RECIPES)}) or a DCGANRecipe, got {type(recipe)}.")
-    return recipe
+    return storage.named_recipe(recipe, DCGAN_RECIPES, DCGANRecipe, "DCGAN", "DCGAN_RECIPES")
 
 
 class _Snapshot(train.Hook):

@@ -14,14 +14,16 @@ import inspect
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["atomic_dir", "atomic_write", "cache_key", "source_hash"]
+R = TypeVar("R")
+
+__all__ = ["atomic_dir", "atomic_write", "cache_key", "named_recipe", "source_hash"]
 
 
 def atomic_write(path: str | os.PathLike, data: str | bytes, *, fsync: bool = True) -> Path:
@@ -78,3 +80,18 @@ def cache_key(recipe: Any, *code: ModuleType | Any) -> str:
     payload = json.dumps({"recipe": recipe, "code": source_hash(*code) if code else ""}, sort_keys=True,
                          default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def named_recipe(recipe: str | R, recipes: Mapping[str, R], kind: type[R], what: str, table: str) -> R:
+    """The recipe of a cached build: a name from ``recipes`` (the profiles: smoke, quick, full) or an instance of
+    ``kind``; anything else gets an error that says what to pass. ``what`` names the build ("DCGAN") and ``table``
+    the recipes' variable name, for the message."""
+    if isinstance(recipe, str):
+        if recipe not in recipes:
+            raise ValueError(f"unknown {what} recipe {recipe!r}: choose one of {', '.join(recipes)}, or give a "
+                             f"{kind.__name__} (dataclasses.replace({table}['quick'], steps=...)).")
+        return recipes[recipe]
+    if not isinstance(recipe, kind):
+        raise TypeError(f"recipe must be a name ({', '.join(recipes)}) or a {kind.__name__}, got "
+                        f"{type(recipe).__name__}.")
+    return recipe

@@ -11,15 +11,6 @@ from aigc_lib.diffusion import speed as sd_speed
 from bench.diffusion import TRAIN_VARIANTS, VARIANTS, main
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models on a shared CPU: one thread avoids OpenMP's spinning threads (see bench.diffusion.main)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _rows(path):
     payload = json.loads(path.read_text())
     return payload, {row["name"]: row for row in payload["rows"]}

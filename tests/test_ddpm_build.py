@@ -22,13 +22,6 @@ from aigc_lib.diffusion.ddpm_build import (
 SMOKE = DDPM_RECIPES["smoke"]
 
 
-@pytest.fixture(scope="module")
-def one_thread():
-    """One CPU thread: on a busy 2-core machine two threads make these small models ~10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -23,13 +23,6 @@ SMOKE = DCGAN_RECIPES["smoke"]
 N_FD = 128  # notebook 03's smoke N
 
 
-@pytest.fixture(scope="module")
-def one_thread():
-    """One CPU thread: on a busy 2-core machine two threads make these small models ~10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

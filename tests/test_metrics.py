@@ -89,14 +89,7 @@ def test_class_coverage_tells_a_uniform_labelling_from_a_collapsed_one():
 
 
 # --------------------------------------------------------------------------------------------- judge
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # tiny convs on a busy 2-core machine: two OpenMP threads waiting on each other ran 5-10x slower than one
-    # (measured under load; results are identical); restored for the other test files
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny convs: one thread (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

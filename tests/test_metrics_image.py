@@ -20,15 +20,7 @@ from aigc_lib.metrics.image import (
     precision_recall,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # these matrices are small (<= 2000 x 2000): threads only add overhead, and OpenMP threads that spin on a
-    # CPU shared with another job made one KID call 250x slower (2.6 s against 0.01 s with one thread)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small matrices: one thread (tests/conftest.py)
 
 
 def _gaussians(seed: int, *shape: int) -> torch.Tensor:

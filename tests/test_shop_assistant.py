@@ -34,13 +34,6 @@ def _assert_tuned_beats_base(info: dict) -> None:
     assert info["test_ppl"] < MAX_PPL_RATIO * info["test_ppl_base"], (info["test_ppl"], info["test_ppl_base"])
 
 
-@pytest.fixture(scope="module")
-def one_thread():
-    """Tiny models on a shared CPU: one thread avoids OpenMP's spinning threads (aigc_lib.threads)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -41,3 +41,22 @@ def test_cache_key_changes_with_recipe_and_code():
     assert cache_key(_Recipe(), cache_key) != cache_key(_Recipe(), atomic_write)  # other code, other key
     assert cache_key({"steps": 10}) == cache_key(_Recipe())  # a dataclass keys as its dict
     assert source_hash(atomic_write) != source_hash(atomic_dir)
+
+
+def test_named_recipe_takes_a_profile_name_or_an_instance_and_says_what_to_pass():
+    from dataclasses import dataclass
+
+    from aigc_lib.storage import named_recipe
+
+    @dataclass(frozen=True)
+    class Recipe:
+        steps: int = 1
+
+    recipes = {"smoke": Recipe(1), "quick": Recipe(10)}
+    assert named_recipe("quick", recipes, Recipe, "toy", "RECIPES") == Recipe(10)
+    own = Recipe(3)
+    assert named_recipe(own, recipes, Recipe, "toy", "RECIPES") is own
+    with pytest.raises(ValueError, match=r"unknown toy recipe 'huge': choose one of smoke, quick.*RECIPES\['quick'\]"):
+        named_recipe("huge", recipes, Recipe, "toy", "RECIPES")
+    with pytest.raises(TypeError, match="a name \\(smoke, quick\\) or a Recipe, got int"):
+        named_recipe(3, recipes, Recipe, "toy", "RECIPES")

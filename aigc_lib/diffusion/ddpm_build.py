@@ -71,14 +71,7 @@ DDPM_RECIPES = {  # notebook 07's quick and full profiles; smoke is narrower and
 
 
 def _recipe(recipe: DDPMRecipe | str) -> DDPMRecipe:
-    if isinstance(recipe, str):
-        if recipe not in DDPM_RECIPES:
-            raise ValueError(f"unknown DDPM recipe {recipe!r}: choose one of {', '.join(DDPM_RECIPES)}, or give "
-                             "a DDPMRecipe (dataclasses.replace(DDPM_RECIPES['quick'], steps=...)).")
-        return DDPM_RECIPES[recipe]
-    if not isinstance(recipe, DDPMRecipe):
-        raise TypeError(f"recipe must be a name ({', '.join(DDPM_RECIPES)}) or a DDPMRecipe, got {type(recipe)}.")
-    return recipe
+    return storage.named_recipe(recipe, DDPM_RECIPES, DDPMRecipe, "DDPM", "DDPM_RECIPES")
 
 
 @torch.no_grad()

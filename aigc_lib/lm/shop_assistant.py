@@ -67,15 +67,7 @@ ASSISTANT_RECIPES = {
 
 
 def _recipe(recipe: AssistantRecipe | str) -> AssistantRecipe:
-    if isinstance(recipe, str):
-        if recipe not in ASSISTANT_RECIPES:
-            raise ValueError(f"unknown shop assistant recipe {recipe!r}: choose one of "
-                             f"{', '.join(ASSISTANT_RECIPES)}, or pass an AssistantRecipe (e.g. "
-                             "dataclasses.replace(ASSISTANT_RECIPES['quick'], steps=200)).")
-        recipe = ASSISTANT_RECIPES[recipe]
-    if not isinstance(recipe, AssistantRecipe):
-        raise TypeError(f"recipe must be a name ({', '.join(ASSISTANT_RECIPES)}) or an AssistantRecipe, "
-                        f"got {type(recipe).__name__}.")
+    recipe = storage.named_recipe(recipe, ASSISTANT_RECIPES, AssistantRecipe, "shop assistant", "ASSISTANT_RECIPES")
     if recipe.base_recipe not in BASE_RECIPES:
         raise ValueError(f"AssistantRecipe.base_recipe {recipe.base_recipe!r} is not an offline base recipe: "
                          f"choose one of {', '.join(BASE_RECIPES)}.")
