@@ -36,11 +36,16 @@ def test_every_name_in_all_exists(name: str):
 
 
 def test_packages_re_export_every_public_name_of_their_modules():
-    for package, modules in {"aigc_lib.lm": ["model", "tokenize", "data", "training", "decoding", "offline_base"],
-                             "aigc_lib.diffusion": ["ddpm_build", "schedules", "samplers", "training", "tokenizer", "mini_sd",
-                                                    "lora"],
-                             "aigc_lib.metrics": ["image", "judge", "leakage", "stats", "text"],
-                             "aigc_lib.data": ["common", "images", "text", "qa", "loaders"]}.items():
+    packages = {
+        "aigc_lib.lm": ["model", "tokenize", "data", "training", "decoding", "offline_base", "adapters",
+                        "shop_assistant"],
+        "aigc_lib.diffusion": ["ddpm_build", "schedules", "samplers", "training", "tokenizer", "mini_sd", "lora"],
+        "aigc_lib.metrics": ["image", "judge", "leakage", "stats", "text"],
+        "aigc_lib.data": ["common", "images", "text", "qa", "loaders"],
+        "aigc_lib.provenance": ["watermark"],
+        "aigc_lib.safety": ["adversarial"],
+    }
+    for package, modules in packages.items():
         exported = set(importlib.import_module(package).__all__)
         for module in modules:
             public = set(importlib.import_module(f"{package}.{module}").__all__) - {"as_images"}
