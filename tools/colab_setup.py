@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 COURSE_REPO = "https://github.com/aigc-from-zero/aigc-course"
 NEVER_INSTALL = {"torch", "torchvision", "torchaudio"}  # Colab's builds match its CUDA: never replace them
-IMPORT_NAMES = {"torch-fidelity": "torch_fidelity", "scikit-learn": "sklearn", "pillow": "PIL", "pyyaml": "yaml"}
+IMPORT_NAMES = {"torch-fidelity": "torch_fidelity", "scikit-learn": "sklearn", "pillow": "PIL", "pyyaml": "yaml",
+                "invisible-watermark": "imwatermark"}
 
 TEMPLATE = '''\
 # Setup. On Colab: install the course (release {ref}) and only the packages Colab lacks, never torch.
