@@ -472,6 +472,112 @@ def _check_10(r: dict) -> None:
     assert 0.0 <= r["judge_position_flip"] <= 1.0 and r["judge_source"].startswith("offline"), r["judge_source"]
 
 
+def _check_11_own(r: dict) -> None:
+    # Thresholds measured on the smoke profile, 2026-12-07, busy 2-core CPU (seed 0). Baselines named beside each.
+    t = r["text_watermark"]
+    top = t["by_length"][str(max(int(k) for k in t["by_length"]))]
+    # the learned part of section 1: the tuned assistant vs its base model on unseen answers
+    # (measured 397.6 vs 830.6 = 0.48x; LEARN=False uses the base model itself: 1.0x)
+    assert t["test_ppl_assistant"] < 0.75 * t["test_ppl_base"], (t["test_ppl_assistant"], t["test_ppl_base"])
+    assert t["matches_transformers"]
+    # watermarked vs plain text at the longest length (79 tokens): mean z 9.81 vs 0.13; TPR 1.00, FPR 0.00 at z > 4
+    assert top["z_watermarked"] > 6.0 and abs(top["z_plain"]) < 1.5, top
+    assert top["tpr_z4"] >= 0.9 and top["fpr_z4"] <= 0.05, top
+    assert t["fpr_human_z4"] <= 0.02, t["fpr_human_z4"]  # human answers: mean z -0.48, none above 4
+    # the wrong key sees no watermark: 0.23 (smoke; quick 2.30 counting repeated bigrams, which the
+    # distinct-bigram count removes)
+    assert abs(t["z_unique_bigrams"]["wrong key"]) < 2.0, t["z_unique_bigrams"]
+    assert t["z_wrong_key"] < 0.5 * top["z_watermarked"], (t["z_wrong_key"], top)
+    assert t["z_first50_with_prompt"] < t["z_first50"], t  # 6.03 < 7.72: prompt tokens dilute the count
+    rob = t["robustness"]  # 9.81 -> 7.75 (10% replaced) -> 4.53 (30%)
+    assert rob["none"]["z_mean"] > rob["10% tokens replaced"]["z_mean"] > rob["30% tokens replaced"]["z_mean"]
+    q = t["quality"]  # mean z over 50 tokens grows with delta: 3.81, 7.67, 11.40 (gamma 0.25)
+    assert q["gamma=0.25, delta=1"]["z"] < q["gamma=0.25, delta=2"]["z"] < q["gamma=0.25, delta=4"]["z"], q
+
+    im = r["image_watermark"]["table"]
+    # clean round trip 1.000 for both methods; dwtDctSvd 0.857 vs dwtDct 0.500 after JPEG q75; unmarked 0.50
+    assert im["dwtDct"]["png"] >= 0.99 and im["dwtDctSvd"]["png"] >= 0.99, im
+    assert im["dwtDctSvd"]["jpeg_q75"] > im["dwtDct"]["jpeg_q75"] + 0.15, im
+    assert all(abs(v - 0.5) < 0.15 for v in r["image_watermark"]["unmarked"].values()), r["image_watermark"]
+
+    lab = r["labels"]  # the implicit label reads back from the PNG and is gone after a pixels-only re-save
+    assert lab["round_trip_ok"] and not lab["label_after_png_strip"] and not lab["label_after_jpeg"], lab
+    assert lab["watermark_after_strip"]["png"] >= 0.99, lab  # measured 1.000: the pixels keep the mark
+
+
+# section 3, detecting generated content (its own thresholds and comments)
+def _check_11_detect(r: dict) -> None:
+    d = r["detect"]
+    img, floor = d["image"], d["image_untrained"]
+    # trained detector, held-out real digits vs held-out DCGAN samples: AUC measured 1.000 smoke, 0.962 quick
+    # (2026-12-07, busy 2-core CPU)
+    assert img["auc_dcgan"] > 0.9, img
+    # balanced accuracy at threshold 0: measured 100% smoke, 87.1% quick; the untrained detector 50% in both
+    assert img["balanced_acc_dcgan"] > 0.8, img
+    assert img["balanced_acc_dcgan"] > floor["balanced_acc_dcgan"] + 0.25, (img, floor)
+    # temperature turns the white-box log-likelihood detector around: AUC at T = 0.7 vs 1.3 measured
+    # 0.70 vs 0.00 smoke, 0.49 vs 0.04 quick (2026-12-07)
+    auc_t = d["auc_by_temperature"]["log-likelihood"]
+    assert auc_t[0] > auc_t[-1] + 0.3, auc_t
+
+
+def _check_11(r: dict) -> None:
+    """Notebook 11's checks; under LEARN=False the assistant/base perplexity ratio (and section 3) fail."""
+    _check_11_own(r)
+    _check_11_detect(r)
+
+
+def _check_12_filters(r: dict) -> None:
+    f, b = r["filters"], r["bias"]
+    m = f["methods"]
+    assert m["prompt filter"]["direct_blocked"] == 1.0, "the blocklist must block every direct prompt"
+    # the output classifier learned red: it flagged 100% of held-out red shapes, 12-16% of the others
+    # (measured smoke and quick, 2026-12-07, busy 2-core CPU); an untrained one flags by chance
+    assert f["classifier_real"]["tpr"] >= 0.9 and f["classifier_real"]["fpr"] <= 0.3, f["classifier_real"]
+    # ESD moved the UNet towards its target: ESD loss 0.353 -> 0.198 smoke, 0.997 -> 0.300 quick (measured
+    # 2026-12-07, busy 2-core CPU); lr 0 leaves it where it was
+    assert f["esd_loss"]["ESD"] < 0.8 * f["esd_loss"]["before"], f["esd_loss"]
+    # the skewed fine-tune learned its data: held-out loss 0.480 -> 0.382 smoke, 0.598 -> 0.159 quick
+    assert b["heldout_loss"]["skewed"] < 0.9 * b["heldout_loss"]["base"], b["heldout_loss"]
+    if f["recipe"] != "smoke":  # the smoke mini SD draws no red at all: rates only mean something from quick on
+        # quick, measured 2026-12-07: unguarded 100% red on direct prompts; ESD 35%; blocklist leaves 36% of
+        # paraphrases red; skewed fine-tune 99.4% red (base 0%), rebalanced 40.6%, balanced colour prompts 22.2%
+        assert m["no guard"]["direct"] >= 0.8, m["no guard"]
+        assert m["ESD"]["direct"] <= m["no guard"]["direct"] - 0.3, m["ESD"]
+        assert m["prompt filter"]["paraphrased"] >= 0.1, "paraphrases should slip past the blocklist"
+        s = b["settings"]
+        assert s["fine-tuned on skewed data"]["red"]["estimate"] >= 0.7, s["fine-tuned on skewed data"]["red"]
+        assert s["skewed + balanced colour prompts"]["red"]["estimate"] <= 0.6
+        assert s["rebalanced data"]["red"]["estimate"] < s["fine-tuned on skewed data"]["red"]["estimate"] - 0.2
+
+
+def _check_12(r: dict) -> None:
+    """Chapter 12: adversarial training buys robustness, canaries repeated 20 times are exposed and deduplication
+    removes that, the template probe sees what fine-tuning taught; plus the filters/bias section's check."""
+    a, p, q = r["adversarial"], r["privacy"], r["lm_probe"]
+    # FGSM's closed form on a linear model (delta = eps sign(w), logit change eps ||w||_1): float error only
+    assert a["closed_form_error"] < 1e-4, a["closed_form_error"]
+    # measured smoke 2026-12-07 busy 2-core CPU: PGD-10 accuracy at eps 0.1 on 200 held-out digits, standard MLP
+    # 0.45, adversarially trained 0.585 (+0.135); clean 0.86 / 0.865. LEARN=False: both untrained, equal (~0.1)
+    assert a["robust_adversarial"] > a["robust_standard"] + 0.06, (a["robust_standard"], a["robust_adversarial"])
+    assert a["clean_standard"] > 0.6 and a["clean_adversarial"] > 0.6, (a["clean_standard"], a["clean_adversarial"])
+    # the judge under attack (an instrument, trained with LEARN either way): clean 0.92 -> PGD-5 at eps 0.3: 0.005
+    pgd_curve = next(v for k, v in a["curves"].items() if k.startswith("digits judge, PGD"))
+    assert pgd_curve[0] > 0.7 and pgd_curve[-1] < 0.5 * pgd_curve[0], pgd_curve
+    # measured smoke 2026-12-07 busy 2-core CPU: exposure (bits, of 13.29) of the canaries inserted 20 times 11.4,
+    # never inserted 1.4, untrained model 1.3; after deduplication 1.1 (an earlier canary draw: 12.0 / 2.1 / 1.6).
+    # LEARN=False: all about 1-2 bits
+    e = p["exposure"]
+    assert e["x20"] > e["never"] + 4, e
+    assert e["x20"] > p["exposure_untrained"]["x20"] + 4, (e, p["exposure_untrained"])
+    assert p["dedup_exposure_x20"] < e["x20"] - 3, (p["dedup_exposure_x20"], e["x20"])
+    # (the tiny GPT's membership AUC, 0.53-0.56 trained vs 0.50 untrained in smoke runs, is too close to 0.5 to assert on)
+    # measured smoke 2026-12-07 busy 2-core CPU: fine-tuning on the shop raised log p(shop word) - log p(docs word)
+    # by +3.20 nats [+3.14, +3.25]; LEARN=False (the assistant is the base model): exactly 0
+    assert q["domain_shift"]["estimate"] > 1.0 and q["domain_shift"]["low"] > 0, q["domain_shift"]
+    _check_12_filters(r)  # the safety-filter / bias sections' check
+
+
 def _check_template(r: dict) -> None:
     assert r["steps"] == 5
     # a linear model, 5 SGD steps: loss 5.60 -> 0.66 (0.12x; LEARN=False: unchanged). Demand a 3x drop.
@@ -490,6 +596,8 @@ CHECKS: dict[str, Callable[[dict], None]] = {
     "08_stable_diffusion_anatomy": _check_08,
     "09_finetuning_diffusion": _check_09,
     "10_evaluating_generated_content": _check_10,
+    "11_provenance_watermarks_and_labels": _check_11,
+    "12_robustness_safety_bias_privacy": _check_12,
     "NN_chapter_template": _check_template,
 }
 

@@ -42,8 +42,8 @@ def test_packages_re_export_every_public_name_of_their_modules():
         "aigc_lib.diffusion": ["ddpm_build", "schedules", "samplers", "training", "tokenizer", "mini_sd", "lora"],
         "aigc_lib.metrics": ["image", "judge", "leakage", "stats", "text"],
         "aigc_lib.data": ["common", "images", "text", "qa", "loaders"],
-        "aigc_lib.provenance": ["watermark"],
-        "aigc_lib.safety": ["adversarial"],
+        "aigc_lib.provenance": ["watermark", "image_watermark", "labels", "detection"],
+        "aigc_lib.safety": ["adversarial", "privacy", "filters", "bias"],
     }
     for package, modules in packages.items():
         exported = set(importlib.import_module(package).__all__)

@@ -1,12 +1,48 @@
-"""Provenance of generated content (chapter 11): watermarks that mark text as machine-written.
+"""Provenance of generated content (chapter 11): watermarks, detectors and labels.
 
 - :mod:`~aigc_lib.provenance.watermark`: the green-list watermark of Kirchenbauer et al. (2023), a logits
   processor for ``model.generate`` and its z-test detector, both equal to transformers' implementation.
+- :mod:`~aigc_lib.provenance.detection`: detecting generated content after the fact: zero-shot text detectors
+  (log-likelihood, log-rank, DetectGPT's probability curvature) with ROC/AUC, a real-vs-generated image detector,
+  and the radial power spectrum that shows a generator's artefacts.
+- :mod:`~aigc_lib.provenance.image_watermark`: Stable Diffusion's invisible image watermark (invisible-watermark's
+  DWT-DCT and DWT-DCT-SVD), its bit accuracy and the edits (JPEG, resizing, cropping, noise) it must survive.
 - :mod:`~aigc_lib.provenance.labels`: content labels for generated images (the visible "AI生成" label and the
   metadata label that China's labelling Measures and the EU AI Act, Art. 50(2), ask for), and model cards.
 
 Every public name is re-exported here, so notebooks write ``provenance.GreenListWatermark``.
 """
+from aigc_lib.provenance.detection import (
+    RealFakeDetector,
+    detectgpt_score,
+    detection_auc,
+    detection_roc,
+    detector_scores,
+    edit_words,
+    generate_texts,
+    log_likelihood_score,
+    log_rank_score,
+    perturb_tokens,
+    radial_power_spectrum,
+    score_tokens,
+    token_log_probs,
+    train_detector,
+    words_of,
+)
+from aigc_lib.provenance.image_watermark import (
+    ATTACKS,
+    METHODS,
+    MIN_PIXELS,
+    SD_PAYLOAD,
+    bit_accuracy,
+    embed_watermark,
+    extract_watermark,
+    match_p_value,
+    payload_bits,
+    robustness_table,
+    to_rgb_uint8,
+    upscale,
+)
 from aigc_lib.provenance.labels import (
     CJK_FONT_CANDIDATES,
     FALLBACK_LABEL_TEXT,
@@ -36,6 +72,33 @@ from aigc_lib.provenance.watermark import (
 )
 
 __all__ = [
+    "RealFakeDetector",
+    "detectgpt_score",
+    "detection_auc",
+    "detection_roc",
+    "detector_scores",
+    "edit_words",
+    "generate_texts",
+    "log_likelihood_score",
+    "log_rank_score",
+    "perturb_tokens",
+    "radial_power_spectrum",
+    "score_tokens",
+    "token_log_probs",
+    "train_detector",
+    "words_of",
+    "ATTACKS",
+    "METHODS",
+    "MIN_PIXELS",
+    "SD_PAYLOAD",
+    "bit_accuracy",
+    "embed_watermark",
+    "extract_watermark",
+    "match_p_value",
+    "payload_bits",
+    "robustness_table",
+    "to_rgb_uint8",
+    "upscale",
     "CJK_FONT_CANDIDATES",
     "DEFAULT_HASHING_KEY",
     "FALLBACK_LABEL_TEXT",
