@@ -14,7 +14,7 @@ import inspect
 import json
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -22,8 +22,10 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 R = TypeVar("R")
+M = TypeVar("M")
 
-__all__ = ["atomic_dir", "atomic_write", "cache_key", "named_recipe", "source_hash"]
+__all__ = ["atomic_dir", "atomic_write", "cache_key", "load_model_entry", "named_recipe", "save_model_entry",
+           "source_hash"]
 
 
 def atomic_write(path: str | os.PathLike, data: str | bytes, *, fsync: bool = True) -> Path:
@@ -95,3 +97,33 @@ def named_recipe(recipe: str | R, recipes: Mapping[str, R], kind: type[R], what:
         raise TypeError(f"recipe must be a name ({', '.join(recipes)}) or a {kind.__name__}, got "
                         f"{type(recipe).__name__}.")
     return recipe
+
+
+def save_model_entry(path: Path, state_dict: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+    """Cache a small model as ``<path>.safetensors`` plus ``<path>.json``; the JSON goes last and marks the entry
+    complete (the judges of notebooks 03 and 13)."""
+    from safetensors.torch import save  # safetensors: plain tensors, never pickle
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    atomic_write(path.with_suffix(".safetensors"), save(weights))
+    atomic_write(path.with_suffix(".json"), json.dumps(dict(meta), indent=2).encode())
+
+
+def load_model_entry(path: Path, key: str, build: Callable[[dict, dict], M], what: str,
+                     tag: str) -> tuple[M, dict] | None:
+    """``(build(meta, weights), meta)`` of an entry written by :func:`save_model_entry` whose ``meta["key"]`` is
+    ``key``; None when it is missing, stale or unreadable (then the caller trains again)."""
+    from safetensors.torch import load_file
+
+    meta_file, weights_file = path.with_suffix(".json"), path.with_suffix(".safetensors")
+    if not (meta_file.is_file() and weights_file.is_file()):
+        return None
+    try:
+        meta = json.loads(meta_file.read_text())
+        if meta["key"] != key:
+            return None
+        return build(meta, load_file(weights_file)), meta
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
+        print(f"[{tag}] ignoring the unreadable cached {what} {path} ({error}); training again")
+        return None

@@ -5,8 +5,16 @@ import pytest
 import torch
 from torch import nn
 
-from aigc_lib.safety.filters import (ConceptClassifier, ESDStep, PromptFilter, blank_flagged, concept_rate,
-                                     esd_loss, esd_target, train_concept_classifier)
+from aigc_lib.safety.filters import (
+    ConceptClassifier,
+    ESDStep,
+    PromptFilter,
+    blank_flagged,
+    concept_rate,
+    esd_loss,
+    esd_target,
+    train_concept_classifier,
+)
 
 
 def test_prompt_filter_is_case_insensitive_and_whole_word():

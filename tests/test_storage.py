@@ -4,8 +4,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+import torch
 
-from aigc_lib.storage import atomic_dir, atomic_write, cache_key, source_hash
+from aigc_lib.storage import (
+    atomic_dir,
+    atomic_write,
+    cache_key,
+    load_model_entry,
+    save_model_entry,
+    source_hash,
+)
 
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
@@ -60,3 +68,23 @@ def test_named_recipe_takes_a_profile_name_or_an_instance_and_says_what_to_pass(
         named_recipe("huge", recipes, Recipe, "toy", "RECIPES")
     with pytest.raises(TypeError, match="a name \\(smoke, quick\\) or a Recipe, got int"):
         named_recipe(3, recipes, Recipe, "toy", "RECIPES")
+
+
+def test_model_entry_round_trip_stale_key_and_corrupt_entry(tmp_path, capsys):
+    model = torch.nn.Linear(3, 2)
+    path = tmp_path / "judges" / "toy-abc"
+    save_model_entry(path, model.state_dict(), {"key": "abc", "width": 3})
+
+    def build(meta: dict, weights: dict) -> torch.nn.Linear:
+        rebuilt = torch.nn.Linear(meta["width"], 2)
+        rebuilt.load_state_dict(weights)
+        return rebuilt
+
+    rebuilt, meta = load_model_entry(path, "abc", build, "toy", "test")
+    torch.testing.assert_close(rebuilt.weight, model.weight)
+    assert meta == {"key": "abc", "width": 3}
+    assert load_model_entry(path, "other key", build, "toy", "test") is None  # stale: train again
+    assert load_model_entry(tmp_path / "missing", "abc", build, "toy", "test") is None
+    path.with_suffix(".json").write_text("{not json")
+    assert load_model_entry(path, "abc", build, "toy", "test") is None
+    assert "ignoring the unreadable cached toy" in capsys.readouterr().out

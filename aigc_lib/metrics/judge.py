@@ -8,7 +8,6 @@ its data, its settings and the code that trains it (:func:`aigc_lib.storage.cach
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -19,7 +18,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
 from aigc_lib import storage
@@ -208,32 +206,25 @@ class ImageJudge:
         return judge
 
     def _save(self, path: Path, key: str, seconds: float) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        weights = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        storage.atomic_write(path.with_suffix(".safetensors"), save(weights))
-        meta = {"key": key, "name": self.name, "config": asdict(self.config), "classes": self.classes,
-                "accuracy": self.accuracy, "train_seconds": round(seconds, 2)}
-        # the JSON goes last: it marks the cache entry complete
-        storage.atomic_write(path.with_suffix(".json"), json.dumps(meta, indent=2).encode())
+        storage.save_model_entry(path, self.model.state_dict(), {
+            "key": key, "name": self.name, "config": asdict(self.config), "classes": self.classes,
+            "accuracy": self.accuracy, "train_seconds": round(seconds, 2)})
 
     @classmethod
     def _load(cls, path: Path, key: str, device: str | torch.device | None) -> ImageJudge | None:
-        meta_file, weights_file = path.with_suffix(".json"), path.with_suffix(".safetensors")
-        if not (meta_file.is_file() and weights_file.is_file()):
+        def build(meta: dict, weights: dict) -> ImageClassifier:
+            config = dict(meta["config"])
+            heads = tuple((str(n), int(k)) for n, k in config.pop("heads"))
+            model = ImageClassifier(ClassifierConfig(heads=heads, **config))
+            model.load_state_dict(weights)
+            return model
+
+        if (entry := storage.load_model_entry(path, key, build, "judge", "aigc.metrics")) is None:
             return None
-        try:
-            meta = json.loads(meta_file.read_text())
-            if meta["key"] != key:
-                return None
-            heads = tuple((str(n), int(k)) for n, k in meta["config"].pop("heads"))
-            model = ImageClassifier(ClassifierConfig(heads=heads, **meta["config"]))
-            model.load_state_dict(load_file(weights_file))  # safetensors: plain tensors, never pickle
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
-            print(f"[aigc.metrics] ignoring the unreadable cached judge {path} ({error}); training again")
-            return None
+        model, meta = entry
         judge = cls(model, meta["classes"], meta["accuracy"], meta["name"], device, path, True)
         print(f"[aigc.metrics] loaded cached judge {judge.name!r} (test accuracy {_percent(judge.accuracy)}) "
-              f"from {weights_file}")
+              f"from {path.with_suffix('.safetensors')}")
         return judge
 
     def _head(self, head: str | None) -> str:
