@@ -44,7 +44,8 @@ def test_packages_re_export_every_public_name_of_their_modules():
         "aigc_lib.data": ["common", "images", "text", "qa", "loaders"],
         "aigc_lib.provenance": ["watermark", "image_watermark", "labels", "detection"],
         "aigc_lib.safety": ["adversarial", "privacy", "filters", "bias"],
-        "aigc_lib.audio": ["synth", "music", "effects", "features", "io", "judge"],
+        "aigc_lib.audio": ["synth", "music", "music_lm", "effects", "features", "io", "judge",
+                           "spectrogram_diffusion"],
     }
     for package, modules in packages.items():
         exported = set(importlib.import_module(package).__all__)
