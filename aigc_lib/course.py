@@ -382,6 +382,26 @@ def extract_images(executed: Path, folder: Path) -> list[Path]:
     return paths
 
 
+AUDIO_DATA = re.compile(r"data:audio/(wav|x-wav|mpeg|ogg);base64,([A-Za-z0-9+/=\s]+)")
+AUDIO_SUFFIX = {"wav": ".wav", "x-wav": ".wav", "mpeg": ".mp3", "ogg": ".ogg"}
+
+
+def extract_audio(executed: Path, folder: Path) -> list[Path]:
+    """Write every embedded audio player's sound (``IPython.display.Audio`` outputs: base64 data in HTML) of an
+    executed notebook to ``folder`` and return the paths, so the index can play it (notebook 13)."""
+    nb = json.loads(executed.read_text())
+    paths: list[Path] = []
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            markup = output.get("data", {}).get("text/html", "")
+            for kind, data in AUDIO_DATA.findall(markup if isinstance(markup, str) else "".join(markup)):
+                folder.mkdir(parents=True, exist_ok=True)
+                path = folder / f"audio-{len(paths) + 1:02d}{AUDIO_SUFFIX[kind]}"
+                path.write_bytes(base64.b64decode("".join(data.split())))
+                paths.append(path)
+    return paths
+
+
 def notebook_to_html(executed: Path) -> Path | None:
     """Render an executed notebook to HTML next to it (nbconvert), or None if that fails."""
     try:
@@ -418,7 +438,8 @@ _STYLE = (
 
 
 def write_index(runs: list[NotebookRun], out_dir: Path, profile: str) -> Path:
-    """Write ``index.html``: the summary table, then per notebook its key results in words and its pictures."""
+    """Write ``index.html``: the summary table, then per notebook its key results in words, its pictures and an
+    audio player for each sound it played."""
     esc = html.escape
     parts = [
         "<!doctype html><meta charset='utf-8'><title>AIGC from zero to practice: executed course</title>",
@@ -449,6 +470,8 @@ def write_index(runs: list[NotebookRun], out_dir: Path, profile: str) -> Path:
                          "</details>")
         for image in extract_images(run.executed, out_dir / run.name / "images") if run.executed.is_file() else []:
             parts.append(f"<img src='{image.relative_to(out_dir).as_posix()}'>")
+        for sound in extract_audio(run.executed, out_dir / run.name / "audio") if run.executed.is_file() else []:
+            parts.append(f"<audio controls preload='none' src='{sound.relative_to(out_dir).as_posix()}'></audio>")
     index = out_dir / "index.html"
     atomic_write(index, "\n".join(parts))
     return index

@@ -1,6 +1,7 @@
 """make course: notebook selection, time estimates, live progress, the summary table and the HTML index."""
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
@@ -8,8 +9,11 @@ import sys
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
+import soundfile
 import torch
+from IPython.display import Audio
 
 from aigc_lib import course, threads
 from aigc_lib.course import (
@@ -17,6 +21,7 @@ from aigc_lib.course import (
     Progress,
     estimate_seconds,
     execute_notebook,
+    extract_audio,
     format_value,
     key_results,
     load_timings,
@@ -233,3 +238,22 @@ def test_busy_fraction_is_a_share_and_set_cpu_threads_applies_it(monkeypatch):
         assert torch.get_num_threads() == 1 and choice.threads == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_index_plays_the_sound_a_notebook_played(tmp_path):
+    tone = np.sin(2 * np.pi * 440 * np.arange(1600) / 16000).astype(np.float32)  # 0.1 s of A4 at 16 kHz
+    picture = {"output_type": "display_data", "metadata": {}, "data": {"image/png": base64.b64encode(b"png").decode()}}
+    player = {"output_type": "display_data", "metadata": {}, "data": {"text/html": Audio(tone, rate=16000)._repr_html_(),
+                                                                     "text/plain": "<IPython.lib.display.Audio>"}}
+    notebook = {"cells": [{"cell_type": "code", "outputs": [picture, player]}], "metadata": {}, "nbformat": 4,
+                "nbformat_minor": 5}
+    executed = tmp_path / "13_audio.ipynb"
+    executed.write_text(json.dumps(notebook))
+    [sound] = extract_audio(executed, tmp_path / "audio")
+    wave, rate = soundfile.read(sound)
+    assert rate == 16000 and len(wave) == 1600
+    np.testing.assert_allclose(wave, tone / np.abs(tone).max(), atol=1e-4)  # IPython normalises to full scale
+    run = NotebookRun("13_audio", executed, tmp_path / "13_audio", 1.0, None, {"profile": "smoke"})
+    page = write_index([run], tmp_path / "site", "smoke").read_text(encoding="utf-8")
+    assert "<audio controls preload='none' src='13_audio/audio/audio-01.wav'></audio>" in page
+    assert "<img src='13_audio/images/output-01.png'>" in page
