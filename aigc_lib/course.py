@@ -382,13 +382,11 @@ def extract_images(executed: Path, folder: Path) -> list[Path]:
     return paths
 
 
-AUDIO_DATA = re.compile(r"data:audio/(wav|x-wav|mpeg|ogg);base64,([A-Za-z0-9+/=\s]+)")
-AUDIO_SUFFIX = {"wav": ".wav", "x-wav": ".wav", "mpeg": ".mp3", "ogg": ".ogg"}
+AUDIO_DATA = re.compile(r"data:audio/(wav|x-wav|mpeg|ogg);base64,([A-Za-z0-9+/=\s]+)")  # IPython's Audio player
 
 
 def extract_audio(executed: Path, folder: Path) -> list[Path]:
-    """Write every embedded audio player's sound (``IPython.display.Audio`` outputs: base64 data in HTML) of an
-    executed notebook to ``folder`` and return the paths, so the index can play it (notebook 13)."""
+    """Write the sound of every audio player in an executed notebook to ``folder``; return the paths (notebook 13)."""
     nb = json.loads(executed.read_text())
     paths: list[Path] = []
     for cell in nb["cells"]:
@@ -396,7 +394,7 @@ def extract_audio(executed: Path, folder: Path) -> list[Path]:
             markup = output.get("data", {}).get("text/html", "")
             for kind, data in AUDIO_DATA.findall(markup if isinstance(markup, str) else "".join(markup)):
                 folder.mkdir(parents=True, exist_ok=True)
-                path = folder / f"audio-{len(paths) + 1:02d}{AUDIO_SUFFIX[kind]}"
+                path = folder / f"audio-{len(paths) + 1:02d}.{ {'x-wav': 'wav', 'mpeg': 'mp3'}.get(kind, kind)}"
                 path.write_bytes(base64.b64decode("".join(data.split())))
                 paths.append(path)
     return paths
@@ -438,8 +436,7 @@ _STYLE = (
 
 
 def write_index(runs: list[NotebookRun], out_dir: Path, profile: str) -> Path:
-    """Write ``index.html``: the summary table, then per notebook its key results in words, its pictures and an
-    audio player for each sound it played."""
+    """Write ``index.html``: the summary table, then per notebook its key results in words, pictures and sounds."""
     esc = html.escape
     parts = [
         "<!doctype html><meta charset='utf-8'><title>AIGC from zero to practice: executed course</title>",
