@@ -148,3 +148,4 @@ def test_sampling_shape_finiteness_and_decoding():
     full = torch.full((2, SPECDIFF_MEL.n_mels, 64), -3.0)
     waves = spectrograms_to_audio(full, n_iter=2)
     assert waves.shape == (2, 16000) and torch.isfinite(waves).all()
+

@@ -207,7 +207,9 @@ class SpecDiffRecipe:
 SPECDIFF_RECIPES = {
     "smoke": SpecDiffRecipe(n_clips=120, width=8, batch_size=16, steps=60, lr=3e-3, warmup_steps=10,
                             ema_decay=0.95),
-    "quick": SpecDiffRecipe(),
+    # quick: 800 steps gave 72% accuracy on the requested class (w = 3, eta 1, 100 sampling steps), 2000 gave 82%
+    # (60 clips; 2026-12-07); 3000 steps with a cosine decay of lr to 5% gave 75%: no better, so 2000 it is
+    "quick": SpecDiffRecipe(steps=2000),
     "full": SpecDiffRecipe(n_clips=3000, width=32, attention=True, batch_size=64, steps=8000, lr=1e-3,
                            warmup_steps=300, ema_decay=0.999),
 }
@@ -261,7 +263,7 @@ def build_spectrogram_diffusion(recipe: SpecDiffRecipe | str = "quick", cache_di
 
     The folder holds ``unet/`` (the EMA UNet, diffusers ``save_pretrained``) and ``specdiff.json`` (recipe,
     lr_scale, classes, history). ``lr_scale`` (the notebook's LEARN) is part of the key: 0 caches the untrained
-    control. Measured on a busy 2-core CPU with one thread: smoke ~10 s, quick ~3.5 min.
+    control. Measured on a 2-core CPU: smoke ~10 s (busy, one thread); quick (2000 steps) 350 s quiet, 13 min busy.
     """
     recipe = _recipe(recipe)
     if lr_scale < 0:
@@ -301,9 +303,14 @@ def load_spectrogram_diffusion(folder_or_recipe: str | os.PathLike | SpecDiffRec
 
 
 def sample_spectrograms(model: LabelConditionedUNet, schedule: NoiseSchedule, labels: Tensor | list[int],
-                        steps: int = 50, guidance_scale: float = 1.0, seed: int = 0) -> Tensor:
+                        steps: int = 100, guidance_scale: float = 1.0, eta: float = 1.0, seed: int = 0) -> Tensor:
     """Log-mels (N, n_mels, T) on the CPU for class ``labels`` (N,), by DDIM with classifier-free guidance
-    (guidance_scale 1: the conditional model alone) (notebook 13)."""
+    (guidance_scale 1: the conditional model alone) (notebook 13).
+
+    ``eta = 1`` adds fresh noise at every step (DDPM-like); ``eta = 0`` is deterministic DDIM. Measured on the
+    quick recipe (60 clips, w = 3, 100 steps, the judge's accuracy on the requested class): 82% with eta 1
+    against 65% with eta 0, whose samples keep a grainy background that the judge hears as noise.
+    """
     labels = torch.as_tensor(labels).long().reshape(-1)
     if len(labels) == 0 or labels.min() < 0 or labels.max() >= model.num_classes:
         raise ValueError(f"labels must be a non-empty list of class indices in [0, {model.num_classes}), got "
@@ -313,8 +320,8 @@ def sample_spectrograms(model: LabelConditionedUNet, schedule: NoiseSchedule, la
     uncond = torch.full((1,), model.null_label, dtype=torch.long, device=device)  # expanded by guided_noise
     generator = torch.Generator().manual_seed(seed)  # noise drawn on the CPU: the same samples on every device
     with torch.no_grad():
-        images = ddim_sample(model, schedule.to(device), shape, steps, generator=generator, cond=labels.to(device),
-                             uncond=uncond, guidance_scale=guidance_scale, progress=False)
+        images = ddim_sample(model, schedule.to(device), shape, steps, eta=eta, generator=generator,
+                             cond=labels.to(device), uncond=uncond, guidance_scale=guidance_scale, progress=False)
     return image_to_log_mel(images.float().clamp(-1, 1).cpu())  # (N, M, T)
 
 
