@@ -46,7 +46,8 @@ def test_packages_re_export_every_public_name_of_their_modules():
         "aigc_lib.safety": ["adversarial", "privacy", "filters", "bias"],
         "aigc_lib.audio": ["synth", "music", "music_lm", "effects", "features", "io", "judge",
                            "spectrogram_diffusion"],
-        "aigc_lib.apps": ["knowledge", "retrieval", "guardrails", "finance", "sentiment", "catalog", "recommend"],
+        "aigc_lib.apps": ["knowledge", "retrieval", "guardrails", "finance", "sentiment", "catalog", "recommend", "adcopy",
+                          "poster", "deploy"],
     }
     for package, modules in packages.items():
         exported = set(importlib.import_module(package).__all__)
