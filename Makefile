@@ -1,7 +1,7 @@
 # Two commands for learners and instructors (see README):
 #   make course   set up .venv, execute every notebook headless (profile auto) into build/course/
 #   make test     set up .venv, run the whole test suite (unit, papermill, nbval, hygiene)
-# and `make lab` to open JupyterLab with the course's kernel.
+# and `make lab` to open JupyterLab with the course's kernel, `make app` to serve chapter 14's web app locally.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= auto
 KERNEL := aigc-course
 
-.PHONY: setup course test unit notebooks lab bench rehearse gpu-check clean test-lowest figures
+.PHONY: setup course test unit notebooks lab app bench rehearse gpu-check clean test-lowest figures
 
 setup: $(STAMP)
 
@@ -76,6 +76,10 @@ test-lowest: $(LOWEST_VENV)/.installed
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
+
+# Chapter 14's Gradio app (aigc_lib/apps/app.py) on http://127.0.0.1:7860, offline; Ctrl-C stops it.
+app: $(STAMP)
+	$(PY) -m aigc_lib.apps.app
 
 bench: $(STAMP)
 	$(PY) -m bench.trainer
