@@ -15,6 +15,8 @@
   baseline and the checkers that measure control.
 - :mod:`~aigc_lib.apps.poster`: a poster whose text is set by code (diffusion models cannot spell), with chapter 11's
   visible and metadata labels.
+- :mod:`~aigc_lib.apps.lm_tasks`: any causal LM as a zero/few-shot headline classifier (label-word log-probabilities,
+  optionally calibrated) and as the ``generate(prompt)`` the guarded RAG pipeline calls.
 - :mod:`~aigc_lib.apps.deploy`: int8 dynamic quantisation of a GPT-2 with its size, latency and perplexity, cost per
   1,000 requests, and TensorBoard scalars read back.
 """
@@ -105,6 +107,16 @@ from aigc_lib.apps.knowledge import (
     policy_facts,
     zh_qa_pairs,
 )
+from aigc_lib.apps.lm_tasks import (
+    CONTENT_FREE,
+    LABEL_WORDS,
+    PROMPT_TEMPLATES,
+    classify_by_prompt,
+    label_logprobs,
+    lm_generate,
+    prompt_scores,
+    sentiment_prompt,
+)
 from aigc_lib.apps.poster import (
     PosterLayout,
     compose_poster,
@@ -165,13 +177,16 @@ __all__ = [
     "BM25",
     "CITIES",
     "COMPANIES",
+    "CONTENT_FREE",
     "EVENTS",
     "LABELS",
+    "LABEL_WORDS",
     "LENGTHS",
     "LENGTH_BANDS",
     "MAX_QUERY_CHARS",
     "MESSAGES",
     "PRODUCTS",
+    "PROMPT_TEMPLATES",
     "RECSYS_RECIPES",
     "SHOP_EN",
     "SLOGAN_TEMPLATES",
@@ -211,6 +226,7 @@ __all__ = [
     "build_prompt",
     "calibrate_min_score",
     "calibrate_thresholds",
+    "classify_by_prompt",
     "compose_poster",
     "conv1d_to_linear",
     "cost_per_1000_requests",
@@ -233,9 +249,11 @@ __all__ = [
     "is_injection",
     "is_order_query",
     "is_out_of_scope",
+    "label_logprobs",
     "language_of",
     "latency_ms",
     "length_ok",
+    "lm_generate",
     "macro_f1",
     "make_catalog",
     "make_headlines",
@@ -255,6 +273,7 @@ __all__ = [
     "poster_layout",
     "product_blurb",
     "product_facts",
+    "prompt_scores",
     "quantization_table",
     "quantize_dynamic_int8",
     "rag_answer",
@@ -267,6 +286,7 @@ __all__ = [
     "score_alerts",
     "seen_mask",
     "sentiment_index",
+    "sentiment_prompt",
     "slogan_prompt",
     "slogan_report",
     "slogan_split",
