@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= auto
 KERNEL := aigc-course
 
-.PHONY: setup course test unit notebooks lab app bench rehearse gpu-check clean test-lowest figures
+.PHONY: setup course test unit notebooks lab app browser-deps bench rehearse gpu-check clean test-lowest figures
 
 setup: $(STAMP)
 
@@ -80,6 +80,11 @@ lab: $(STAMP)
 # Chapter 14's Gradio app (aigc_lib/apps/app.py) on http://127.0.0.1:7860, offline; Ctrl-C stops it.
 app: $(STAMP)
 	$(PY) -m aigc_lib.apps.app
+
+# Headless Chromium, its chromedriver and a CJK font (apt-get; sudo when not root) for tests/test_apps_browser.py
+# and chapter 14's Chinese posters; a fast no-op when all are present. .ci/run calls it before `make test`.
+browser-deps:
+	bash tools/install_system_deps.sh
 
 bench: $(STAMP)
 	$(PY) -m bench.trainer
