@@ -121,9 +121,11 @@ def test_slogan_bad_input_gets_a_message(item, tone, length, says):
     assert says in text and poster is None
 
 
-def test_language_switch_relabels_every_component():
+def test_language_switch_relabels_every_component_button_and_the_title():
     updates = app.set_language("中文")
-    assert [u["label"] for u in updates] == [app.UI_TEXT["zh"][key] for key in app._COMPONENT_KEYS]
+    n = len(app._COMPONENT_KEYS)
+    assert [u["label"] for u in updates[:n]] == [app.UI_TEXT["zh"][key] for key in app._COMPONENT_KEYS]
+    assert [u["value"] for u in updates[n:]] == ["运行"] * len(app._BUTTON_KEYS) + [app.UI_TEXT["zh"]["title"]]
     assert all(name.startswith(f"{i}: ") for i, (name, _) in enumerate(updates[app._COMPONENT_KEYS.index("item")]
                                                                           ["choices"]))
     with pytest.raises(ValueError, match="recipe"):

@@ -114,6 +114,7 @@ UI_TEXT: dict[str, dict[str, str]] = {  # component / message -> text, per langu
 }
 _COMPONENT_KEYS = ("language", "question", "reply", "rule", "fact", "headline", "label", "probs", "user", "k",
                    "rec_note", "table", "item", "tone", "length", "slogan", "poster", "poster_note")
+_BUTTON_KEYS = ("answer_go", "sentiment_go", "recommend_go", "slogan_go")  # each tab's "Run" / "运行" button
 
 
 class _BadInput(ValueError):
@@ -274,11 +275,12 @@ def slogan(item_id: Any, tone: str = "calm", length: str = "short", language: st
 
 
 def set_language(language: str, recipe: str = "smoke") -> list[Any]:
-    """The language switch: new labels for every component and the product list in that language (14)."""
+    """The language switch: new labels for every component, the product list, the buttons and the title in that
+    language, in the order _COMPONENT_KEYS, _BUTTON_KEYS, title (14)."""
     lang = _ui_lang(language)
     updates = [gr.update(label=UI_TEXT[lang][key]) for key in _COMPONENT_KEYS]
     updates[_COMPONENT_KEYS.index("item")] = gr.update(label=UI_TEXT[lang]["item"], choices=_item_choices(lang, recipe))
-    return updates
+    return updates + [gr.update(value=UI_TEXT[lang]["go"]) for _ in _BUTTON_KEYS] + [gr.update(value=UI_TEXT[lang]["title"])]
 
 
 def _item_choices(lang: str, recipe: str) -> list[tuple[str, int]]:
@@ -291,24 +293,25 @@ def build_app(lang: str = "en", recipe: str = "smoke") -> gr.Blocks:
     lang, _ = _code(lang), _recipe(recipe)
     t = UI_TEXT[lang]
     with gr.Blocks(title="Willow & Kiln (AIGC course, chapter 14)") as demo:
-        gr.Markdown(t["title"])
-        language = gr.Radio(list(LANGUAGES), value={v: k for k, v in LANGUAGES.items()}[lang], label=t["language"])
+        title = gr.Markdown(t["title"], elem_id="title")
+        language = gr.Radio(list(LANGUAGES), value={v: k for k, v in LANGUAGES.items()}[lang], label=t["language"],
+                            elem_id="language")
         state = gr.State(recipe)  # hidden from the API: clients send only the visible inputs
         c: dict[str, Any] = {"language": language}
         with gr.Tab("Customer service 客服"):
             c["question"] = gr.Textbox(label=t["question"], max_lines=4)
-            go = gr.Button(t["go"])
+            go = c["answer_go"] = gr.Button(t["go"], elem_id="answer-go")
             c["reply"], c["rule"], c["fact"] = (gr.Textbox(label=t[k]) for k in ("reply", "rule", "fact"))
             go.click(answer, [c["question"], language], [c["reply"], c["rule"], c["fact"]], api_name="answer")
         with gr.Tab("Sentiment 情感"):
             c["headline"] = gr.Textbox(label=t["headline"])
-            go = gr.Button(t["go"])
+            go = c["sentiment_go"] = gr.Button(t["go"], elem_id="sentiment-go")
             c["label"], c["probs"] = gr.Textbox(label=t["label"]), gr.Label(label=t["probs"])
             go.click(sentiment, [c["headline"], language, state], [c["label"], c["probs"]], api_name="sentiment")
         with gr.Tab("Recommendation 推荐"):
             c["user"] = gr.Number(value=0, precision=0, label=t["user"])
             c["k"] = gr.Slider(1, MAX_K, value=5, step=1, label=t["k"])
-            go = gr.Button(t["go"])
+            go = c["recommend_go"] = gr.Button(t["go"], elem_id="recommend-go")
             c["rec_note"], c["table"] = gr.Textbox(label=t["rec_note"]), gr.Dataframe(label=t["table"])
             go.click(recommend, [c["user"], c["k"], language, state], [c["rec_note"], c["table"]],
                      api_name="recommend")
@@ -317,12 +320,13 @@ def build_app(lang: str = "en", recipe: str = "smoke") -> gr.Blocks:
                                     allow_custom_value=True)  # a typed id reaches slogan(), which checks it
             c["tone"] = gr.Radio(list(TONES), value=TONES[-1], label=t["tone"])
             c["length"] = gr.Radio(list(LENGTHS), value=LENGTHS[0], label=t["length"])
-            go = gr.Button(t["go"])
+            go = c["slogan_go"] = gr.Button(t["go"], elem_id="slogan-go")
             c["slogan"] = gr.Textbox(label=t["slogan"])
             c["poster"], c["poster_note"] = gr.Image(label=t["poster"], type="pil"), gr.Textbox(label=t["poster_note"])
             go.click(slogan, [c["item"], c["tone"], c["length"], language, state],
                      [c["slogan"], c["poster"], c["poster_note"]], api_name="slogan")
-        language.change(set_language, [language, state], [c[key] for key in _COMPONENT_KEYS], api_name="language")
+        language.change(set_language, [language, state], [c[key] for key in _COMPONENT_KEYS + _BUTTON_KEYS] + [title],
+                        api_name="language")
     return demo
 
 
