@@ -11,7 +11,8 @@
    validation questions) goes to a human;
 6. grounding: the generated answer is kept only if it is *supported* by the facts shown in the prompt, measured
    as token containment: the share of the answer's tokens (same tokens as retrieval: words, Chinese bigrams) that
-   occur in those facts must reach ``min_support``; otherwise a human takes over.
+   occur in those facts must reach ``min_support``, with at least ``min_answer_tokens`` distinct tokens (a
+   degenerate repetition of one fact word is not an answer); otherwise a human takes over.
 
 :func:`extractive_generate` (quotes the top fact) makes it all measurable without a language model;
 :func:`naive_generate` obeys injected instructions on purpose, to show what the rules stop.
@@ -140,6 +141,8 @@ class GuardConfig:
     min_score_en: float = 6.78
     min_score_zh: float = 5.94
     min_support: float = 0.8  # grounding: share of answer tokens that must occur in the shown facts
+    # ... and at least this many distinct tokens: a degenerate "$ s $ s $ s" is all shown-fact tokens too
+    min_answer_tokens: int = 3
     k: int = 3  # facts shown to the generator
     max_query_chars: int = MAX_QUERY_CHARS
     check_injection: bool = True  # switches, to measure what each rule stops
@@ -188,7 +191,8 @@ class Guardrails:
             return self._fixed("low_score", lang, top.id, score)
         # 6. the answer must be supported by the facts shown
         answer = self.generate(build_prompt(question, hits, lang)).strip()
-        if cfg.check_grounding and grounding_support(answer, [f.text(lang) for f, _ in hits]) < cfg.min_support:
+        if cfg.check_grounding and (len(set(tokenize(answer))) < cfg.min_answer_tokens
+                                    or grounding_support(answer, [f.text(lang) for f, _ in hits]) < cfg.min_support):
             return self._fixed("ungrounded", lang, top.id, score)
         return Reply(answer, "answer", "grounded", top.id, score)
 
