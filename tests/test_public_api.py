@@ -47,7 +47,7 @@ def test_packages_re_export_every_public_name_of_their_modules():
         "aigc_lib.audio": ["synth", "music", "music_lm", "effects", "features", "io", "judge",
                            "spectrogram_diffusion"],
         "aigc_lib.apps": ["knowledge", "retrieval", "guardrails", "finance", "sentiment", "catalog", "recommend", "adcopy",
-                          "poster", "deploy", "lm_tasks"],
+                          "poster", "deploy", "lm_tasks", "tuning", "assistant"],
     }
     for package, modules in packages.items():
         exported = set(importlib.import_module(package).__all__)

@@ -217,8 +217,8 @@ class RecsysRecipe:
         for name in ("dim", "n_buckets", "steps", "batch_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"RecsysRecipe.{name} must be a positive integer, got {getattr(self, name)!r}.")
-        if not 0 <= self.id_dropout < 1 or not self.lr > 0:
-            raise ValueError(f"need 0 <= id_dropout < 1 and lr > 0, got {self.id_dropout}, {self.lr}.")
+        if not 0 <= self.id_dropout < 1 or not self.lr >= 0:  # lr 0: a control run that learns nothing
+            raise ValueError(f"need 0 <= id_dropout < 1 and lr >= 0, got {self.id_dropout}, {self.lr}.")
 
 
 # Notebook 14's profiles (two-tower, English text). Measured on a busy 2-core CPU, one torch thread, default shop
