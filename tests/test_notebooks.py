@@ -673,6 +673,93 @@ def _check_13(r: dict) -> None:
     _check_online_13(r)
 
 
+def _check_service_14(r: dict) -> None:
+    """Retrieval, refusal and injection: rules and BM25, nothing trained (they hold under LEARN=False too)."""
+    s = r["service"]
+    ret = s["retrieval"]
+    # measured 2026-12-07 (smoke = every profile: BM25 has no training): EN 89.4% (random 4.2%), ZH 100% (9.3%)
+    assert ret["en"] >= 0.8 and ret["zh"] >= 0.9 and ret["random_en"] < 0.1 and ret["random_zh"] < 0.15, ret
+    assert s["refusal"]["en"] == s["refusal"]["zh"] == 1.0, s["refusal"]  # measured 10/10 each
+    for lang, inj in s["injection"].items():  # measured 100% -> 0% in both languages
+        assert inj["naive_unguarded"] >= 0.8 and inj["naive_guarded"] == 0.0, (lang, inj)
+    a = s["assistant"]
+    scores = a["scores"]
+    # the extractive reference (no training), measured 2026-12-07: EN 0.510 (answer rate 0.60: order questions and
+    # unsure retrievals go to a human), ZH 0.978
+    assert scores["extractive + rules"]["accuracy"] >= 0.45 and a["zh_extractive"]["accuracy"] >= 0.9, a
+    # the RAG fine-tune learns: held-out target loss, smoke 6.13 -> 5.47 (lr 0: unchanged); quick 3.38 -> 0.82
+    assert a["rag"]["val_target_loss"] < a["rag"]["val_target_loss_before"] - 0.4, a["rag"]
+    if r["profile"] != "smoke":  # quick (busy CPU, 2026-12-07): fine-tuned + rules 0.26 against untrained 0.03
+        assert scores["RAG fine-tuned + rules"]["accuracy"] > scores["RAG, untrained + rules"]["accuracy"] + 0.1
+    for name, inj in a["injection_lm"].items():  # the rules hold whatever the model: 0% after, measured
+        assert inj["after"] == 0.0, (name, inj)
+
+
+def _check_sentiment_14(r: dict) -> None:
+    """The small classifier beats the majority class on held-out templates; the LoRA run's loss falls."""
+    rows = r["sentiment"]["rows"]
+    # measured 2026-12-07: smoke accuracy EN 0.527 / ZH 0.707 against majority 0.433 / 0.387, quick 0.443 / 0.677
+    # against 0.397 / 0.387; LEARN=False (lr 0, the random initial network): smoke EN 0.393, ZH 0.46.
+    # Margins 0.04 (EN) and 0.2 (ZH).
+    for lang, margin in (("en", 0.04), ("zh", 0.2)):
+        got, base = rows[lang]["small classifier"]["accuracy"], rows[lang]["majority class"]["accuracy"]
+        assert got >= base + margin, (lang, got, base)
+        for row in rows[lang].values():
+            assert 0 <= row["ece"] <= 1 and 0 <= row["macro_f1"] <= 1, row
+    # LoRA's label-word loss, read back from TensorBoard: smoke EN 5.06 -> 1.18, ZH 5.75 -> 2.25 (quick 5.65 -> 0.21,
+    # 5.77 -> 0.85); lr 0: no fall
+    for lang, t in r["tracking"].items():
+        assert t["points"] >= 2 and t["last_loss"] < 0.6 * t["first_loss"], (lang, t)
+    if r["profile"] != "smoke":  # quick: the LoRA GPT-2 (measured EN macro-F1 0.471) beats its zero-shot prompt (0.202)
+        assert rows["en"]["LoRA"]["macro_f1"] > rows["en"]["zero-shot prompt"]["macro_f1"] + 0.1, rows["en"]
+    fin = r["sentiment"]["finbert"]
+    assert fin["ran"] or fin["reason"], fin
+
+
+def _check_recsys_14(r: dict) -> None:
+    """Both recommenders beat popularity; the two-tower model ranks new items from their text."""
+    rec = r["recsys"]
+    # smoke, measured 2026-12-07: hit@10 MF 0.300, two-tower 0.270, popularity 0.132, random 0.046; cold start
+    # 0.610 against random 0.230 (quick: 0.280, 0.318; cold 0.636). LEARN=False (lr 0, random vectors) ranks at
+    # about the random rate.
+    for name in ("matrix factorisation", "two-tower"):
+        assert rec[name]["model_hit@10"] >= 1.5 * rec[name]["popularity_hit@10"], (name, rec[name])
+        assert rec[name]["model_ndcg@10"] > rec[name]["popularity_ndcg@10"], (name, rec[name])
+    assert rec["cold"]["model_hit@10"] >= 2 * rec["cold"]["random_hit@10"], rec["cold"]
+
+
+def _check_adcopy_14(r: dict) -> None:
+    """The template baseline obeys tone and length; LoRA's slogan loss falls; the posters carry both labels."""
+    ad = r["adcopy"]
+    for lang in ("en", "zh"):
+        assert ad["rows"][lang]["template"]["length_ok"] == ad["rows"][lang]["template"]["tone_ok"] == 1.0
+    if r["profile"] != "smoke":  # quick (busy CPU, 2026-12-07): LoRA length_ok 0.51 where 2-shot prompting wrote
+        en = ad["rows"]["en"]    # nothing (0.0); smoke's tiny model writes nothing either way, so no smoke check
+        prompted = next(row for name, row in en.items() if name.endswith("-shot prompt"))
+        assert en["LoRA"]["length_ok"] >= prompted["length_ok"] + 0.2, en
+    en = r["poster"]["posters"]["en"]
+    assert en["pixels_match"] and en["label_model"], en
+
+
+def _check_deploy_14(r: dict) -> None:
+    """int8 shrinks the checkpoint without wrecking perplexity."""
+    fp32, int8 = r["deploy"]["rows"]
+    # measured 2026-12-07: smoke 0.967 -> 0.811 MB (embeddings stay fp32 in this tiny model), perplexity
+    # 970.6 -> 971.4 (+0.08%); quick 5.42 -> 3.60 MB, 589.6 -> 591.1 (+0.26%)
+    assert int8["size_mb"] < fp32["size_mb"] and int8["perplexity"] < 1.1 * fp32["perplexity"], (fp32, int8)
+
+
+def _check_14(r: dict) -> None:
+    """Chapter 14: guardrails refuse and resist injection, the classifier and recommenders beat their baselines, the
+    LoRA runs learn (their TensorBoard losses fall), the template obeys the controls, the posters are labelled, int8
+    shrinks the model."""
+    _check_service_14(r)
+    _check_sentiment_14(r)
+    _check_recsys_14(r)
+    _check_adcopy_14(r)
+    _check_deploy_14(r)
+
+
 def _check_template(r: dict) -> None:
     assert r["steps"] == 5
     # a linear model, 5 SGD steps: loss 5.60 -> 0.66 (0.12x; LEARN=False: unchanged). Demand a 3x drop.
@@ -694,6 +781,7 @@ CHECKS: dict[str, Callable[[dict], None]] = {
     "11_provenance_watermarks_and_labels": _check_11,
     "12_robustness_safety_bias_privacy": _check_12,
     "13_audio_and_music_generation": _check_13,
+    "14_capstone_apps": _check_14,
     "NN_chapter_template": _check_template,
 }
 
