@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel
+from conftest import tiny_gpt2_lm
 
 from aigc_lib.apps.finance import LABELS
 from aigc_lib.apps.lm_tasks import (
@@ -16,7 +16,6 @@ from aigc_lib.apps.lm_tasks import (
     prompt_scores,
     sentiment_prompt,
 )
-from aigc_lib.lm import train_bpe_tokenizer
 
 CORPUS = ["Headline: Acme shares rise after strong results\nSentiment: positive\n\n",
           "Headline: Beta Bank cuts jobs as profit falls\nSentiment: negative\n\n",
@@ -26,11 +25,7 @@ CORPUS = ["Headline: Acme shares rise after strong results\nSentiment: positive\
 
 @pytest.fixture(scope="module")
 def lm(one_thread):
-    tokenizer = train_bpe_tokenizer(CORPUS, vocab_size=300)
-    torch.manual_seed(0)
-    config = GPT2Config(n_layer=1, n_head=2, n_embd=32, vocab_size=len(tokenizer), n_positions=128,
-                        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
-    return GPT2LMHeadModel(config).eval(), tokenizer
+    return tiny_gpt2_lm(CORPUS, n_positions=128)
 
 
 def _ids(tokenizer, text):

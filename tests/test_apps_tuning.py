@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel
+from conftest import tiny_gpt2_lm
 
 from aigc_lib.apps.adcopy import make_slogans
 from aigc_lib.apps.catalog import make_catalog
@@ -21,7 +21,7 @@ from aigc_lib.apps.tuning import (
     trainable_parameters,
     tune_sentiment,
 )
-from aigc_lib.lm import load_base_lm, train_bpe_tokenizer
+from aigc_lib.lm import load_base_lm
 from aigc_lib.lm.model import IGNORE_INDEX
 
 CORPUS = ["Headline: Acme shares rise after strong results\nSentiment: positive\n\n",
@@ -35,11 +35,7 @@ EXAMPLES = [("Headline: Acme shares rise\nSentiment:", " positive"),
 @pytest.fixture(scope="module")
 def tiny(one_thread):
     """A randomly initialised one-block GPT-2 and a BPE tokenizer trained on a few lines: fast, no download."""
-    tokenizer = train_bpe_tokenizer(CORPUS, vocab_size=300)
-    torch.manual_seed(0)
-    config = GPT2Config(n_layer=1, n_head=2, n_embd=32, vocab_size=len(tokenizer), n_positions=64,
-                        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
-    return GPT2LMHeadModel(config).eval(), tokenizer
+    return tiny_gpt2_lm(CORPUS, n_positions=64)
 
 
 def _ids(tokenizer, text):
