@@ -77,9 +77,10 @@ test-lowest: $(LOWEST_VENV)/.installed
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
-# Chapter 14's Gradio app (aigc_lib/apps/app.py) on http://127.0.0.1:7860, offline; Ctrl-C stops it.
+# Chapter 14's Gradio app (aigc_lib/apps/app.py) on http://127.0.0.1:7860 with the course's own models; `make app
+# ONLINE=1` uses real hub models where they can be had (it prints which ran). Ctrl-C stops it.
 app: $(STAMP)
-	$(PY) -m aigc_lib.apps.app
+	$(PY) -m aigc_lib.apps.app $(if $(ONLINE),--online)
 
 # Headless Chromium, its chromedriver and a CJK font (apt-get; sudo when not root) for tests/test_apps_browser.py
 # and chapter 14's Chinese posters; a fast no-op when all are present. .ci/run calls it before `make test`.

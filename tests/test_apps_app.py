@@ -167,3 +167,20 @@ def test_bad_input_over_http_gets_the_message_not_a_traceback(client):
     # a value outside a radio's choices never reaches the handler: Gradio refuses it, naming the choices
     with pytest.raises(gradio_client.exceptions.AppError, match="not in the list of choices"):
         client.predict(EN_Q, "Klingon", api_name="/answer")
+
+
+def test_online_models_fall_back_to_the_course_models_and_say_so(monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the offline path, as on CI; online, the hub ids load instead
+    try:
+        ran = app.use_real_models()
+        assert set(ran) == {"assistant", "sentiment"}
+        assert all(v.startswith("course model (offline path") for v in ran.values()), ran
+        assert "app models" in capsys.readouterr().out
+        reply, rule, _ = app.answer("How long do refunds take?", "en")
+        assert "5 business days" in reply and rule == "answer (grounded)"
+        label, probs = app.sentiment("Brightwell Foods shares jump after record quarterly profit", "en")
+        assert label in probs and abs(sum(probs.values()) - 1) < 1e-3
+    finally:
+        app.use_real_models(None, None)  # back to the course models for the other tests
+    assert app._REAL == {}
+

@@ -1,11 +1,12 @@
-"""Chapter 14's web app: the four applications behind one Gradio page, offline, in English or Chinese (notebook 14).
+"""Chapter 14's web app: the four applications behind one Gradio page, in English or Chinese (notebook 14).
 
 Each tab calls a plain module-level handler (:func:`answer`, :func:`sentiment`, :func:`recommend`,
 :func:`slogan`), so the notebook and the tests call the same code the page does; each is also an API endpoint
 (``/answer``, ``/sentiment``, ``/recommend``, ``/slogan``) for ``gradio_client``. The models are tiny, trained on
 the course's generated data the first time a tab needs them and cached (:func:`functools.lru_cache`), so the
 page starts in seconds. Bad input (empty, too long, the other language, an unknown user) gets a message, never a
-traceback. Run it with ``python -m aigc_lib.apps.app`` or ``make app``.
+traceback. Run it with ``python -m aigc_lib.apps.app`` or ``make app`` (offline, the course's models);
+``--online`` (:func:`use_real_models`) swaps in real hub models where they can be had and prints which ran.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from aigc_lib.apps.catalog import Item, Shop, ShopConfig, Split, interaction_spl
 from aigc_lib.apps.finance import LABELS, headline_split
 from aigc_lib.apps.guardrails import Guardrails
 from aigc_lib.apps.knowledge import fact_by_id
+from aigc_lib.apps.lm_tasks import lm_generate
 from aigc_lib.apps.poster import compose_poster
 from aigc_lib.apps.recommend import (
     RECSYS_RECIPES,
@@ -33,16 +35,22 @@ from aigc_lib.apps.recommend import (
 )
 from aigc_lib.apps.retrieval import language_of
 from aigc_lib.apps.sentiment import SentimentClassifier, SentimentConfig, train_sentiment_classifier
+from aigc_lib.hub import ModelNotAvailableError, find_source
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no usage report to Gradio's servers: set before import
 import gradio as gr
 
-__all__ = ["APP_RECIPES", "LANGUAGES", "MAX_HEADLINE_CHARS", "MAX_K", "UI_TEXT", "AppRecipe", "answer", "build_app",
-           "main", "recommend", "sentiment", "set_language", "slogan"]
+__all__ = ["APP_RECIPES", "LANGUAGES", "MAX_HEADLINE_CHARS", "MAX_K", "REAL_MODELS", "UI_TEXT", "AppRecipe", "answer",
+           "build_app", "main", "recommend", "sentiment", "set_language", "slogan", "use_real_models"]
 
 LANGUAGES = {"English": "en", "中文": "zh"}  # the switch's choices -> language code
 MAX_HEADLINE_CHARS = 300  # a headline is a line, not an article
 MAX_K = 20  # recommendations shown at most
+# `--online`: real models from the Hugging Face hub where they can be had (the course's own models otherwise): the
+# assistant's generator behind the same guardrails, and FinBERT for English headlines (Chinese stays on the course's
+# classifier: FinBERT reads English only)
+REAL_MODELS = {"assistant": "Qwen/Qwen2.5-0.5B-Instruct", "sentiment": "ProsusAI/finbert"}
+_REAL: dict[str, str] = {}  # the hub ids use_real_models() found available, by role
 
 
 @dataclass(frozen=True)
@@ -65,7 +73,7 @@ APP_RECIPES = {
 
 UI_TEXT: dict[str, dict[str, str]] = {  # component / message -> text, per language
     "en": {
-        "title": "## Willow & Kiln: four AIGC applications (offline, course models)",
+        "title": "## Willow & Kiln: four AIGC applications",
         "language": "Language", "question": "Customer question", "reply": "Assistant's reply",
         "rule": "Rule that decided", "fact": "Retrieved fact", "headline": "Financial news headline",
         "label": "Sentiment", "probs": "Probabilities", "user": "User id", "k": "How many items",
@@ -90,7 +98,7 @@ UI_TEXT: dict[str, dict[str, str]] = {  # component / message -> text, per langu
         "en": "English", "zh": "Chinese",
     },
     "zh": {
-        "title": "## Willow & Kiln：四个AIGC应用（离线，课程模型）",
+        "title": "## Willow & Kiln：四个AIGC应用",
         "language": "语言", "question": "顾客问题", "reply": "客服回复", "rule": "起作用的规则",
         "fact": "检索到的事实", "headline": "财经新闻标题", "label": "情感", "probs": "概率", "user": "用户编号",
         "k": "推荐数量", "rec_note": "说明", "table": "推荐结果", "item": "商品", "tone": "语气", "length": "长度",
@@ -166,13 +174,55 @@ def _recipe(recipe: str) -> AppRecipe:
     return APP_RECIPES[recipe]
 
 
+def use_real_models(assistant: str | None = REAL_MODELS["assistant"],
+                    sentiment: str | None = REAL_MODELS["sentiment"]) -> dict[str, str]:
+    """Use real hub models where they can be had, the course's own models for the rest; returns which ran (14).
+
+    Online, the assistant's generator becomes ``assistant`` (behind the same guardrails) and English headlines go to
+    ``sentiment`` (FinBERT's labels are the course's three); offline (or None) nothing changes. Prints which ran."""
+    ran: dict[str, str] = {}
+    for role, hub_id in (("assistant", assistant), ("sentiment", sentiment)):
+        _REAL.pop(role, None)
+        try:
+            if hub_id is None:
+                raise ModelNotAvailableError("none asked for")
+            find_source(hub_id)
+            _REAL[role], ran[role] = hub_id, f"{hub_id} (hub)"
+        except ModelNotAvailableError as error:
+            ran[role] = f"course model (offline path: {str(error).splitlines()[0][:120]})"
+    _guardrails.cache_clear()
+    _sentiment_model.cache_clear()
+    print(f"[aigc.apps] app models: {ran}", flush=True)
+    return ran
+
+
 @functools.cache
 def _guardrails() -> Guardrails:
-    return Guardrails()  # extractive generation from BM25-retrieved facts, both languages
+    if "assistant" not in _REAL:
+        return Guardrails()  # extractive generation from BM25-retrieved facts, both languages
+    from aigc_lib.lm import load_causal_lm
+
+    model, tokenizer = load_causal_lm(_REAL["assistant"])
+    return Guardrails(lm_generate(model.eval(), tokenizer, max_new_tokens=80))
+
+
+class _HubSentiment:
+    """A transformers text-classification pipeline with the course classifier's predict_proba (LABELS order)."""
+
+    def __init__(self, hub_id: str):
+        from transformers import pipeline
+
+        self.pipe = pipeline("text-classification", model=hub_id, top_k=None)
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        scores = [{o["label"].lower(): o["score"] for o in out} for out in self.pipe(texts)]
+        return np.array([[row.get(label, 0.0) for label in LABELS] for row in scores])
 
 
 @functools.cache
-def _sentiment_model(lang: str, recipe: str) -> SentimentClassifier:
+def _sentiment_model(lang: str, recipe: str) -> SentimentClassifier | _HubSentiment:
+    if lang == "en" and "sentiment" in _REAL:
+        return _HubSentiment(_REAL["sentiment"])
     r = _recipe(recipe)
     train, _ = headline_split(r.n_headlines, 1, lang)  # training templates only
     return train_sentiment_classifier(train, r.sentiment)
@@ -341,7 +391,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lang", choices=("en", "zh"), default="en")
     parser.add_argument("--recipe", choices=tuple(APP_RECIPES), default="smoke")
     parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--online", action="store_true", help="use real hub models where they can be had "
+                        f"({', '.join(REAL_MODELS.values())}); the course's own models otherwise")
     args = parser.parse_args(argv)
+    if args.online:
+        use_real_models()
     demo = build_app(args.lang, args.recipe)
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=args.port, share=False, prevent_thread_lock=True,
                             quiet=True)
