@@ -36,6 +36,7 @@ from aigc_lib.apps.recommend import (
 from aigc_lib.apps.retrieval import language_of
 from aigc_lib.apps.sentiment import SentimentClassifier, SentimentConfig, train_sentiment_classifier
 from aigc_lib.hub import ModelNotAvailableError, find_source
+from aigc_lib.lm import load_causal_lm
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no usage report to Gradio's servers: set before import
 import gradio as gr
@@ -200,8 +201,6 @@ def use_real_models(assistant: str | None = REAL_MODELS["assistant"],
 def _guardrails() -> Guardrails:
     if "assistant" not in _REAL:
         return Guardrails()  # extractive generation from BM25-retrieved facts, both languages
-    from aigc_lib.lm import load_causal_lm
-
     model, tokenizer = load_causal_lm(_REAL["assistant"])
     return Guardrails(lm_generate(model.eval(), tokenizer, max_new_tokens=80))
 
