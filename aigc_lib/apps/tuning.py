@@ -30,6 +30,7 @@ from aigc_lib.apps.finance import LABELS, Headline, headline_split
 from aigc_lib.apps.lm_tasks import LABEL_WORDS, classify_by_prompt, lm_generate, sentiment_prompt
 from aigc_lib.apps.sentiment import accuracy, expected_calibration_error, macro_f1
 from aigc_lib.data import TensorLoader
+from aigc_lib.lm.data import CausalLMCollator
 from aigc_lib.lm.model import IGNORE_INDEX
 from aigc_lib.lm.offline_base import load_base_lm
 from aigc_lib.lm.training import causal_lm_loss, lm_logits, lm_optimizer, warmup_cosine
@@ -141,6 +142,9 @@ def encode_examples(tokenizer: Any, examples: Sequence[tuple[str, str]], max_len
     Prompt and target are tokenized separately and concatenated (as :func:`~aigc_lib.apps.lm_tasks.label_logprobs`
     scores them); labels are -100 on the prompt and padding, the target's ids (and EOS with ``add_eos``, so
     generation learns where to stop) elsewhere. Rows longer than ``max_length`` lose their oldest prompt tokens.
+    Unlike :func:`aigc_lib.lm.encode_qa` (chapter 05) the target is used as given (no space is put before it: a
+    Chinese label word takes none) and the prompt, not the answer, is what truncation shortens; the padding is
+    chapter 05's :class:`~aigc_lib.lm.data.CausalLMCollator`.
     """
     if isinstance(examples, tuple) and len(examples) == 2 and isinstance(examples[0], str):
         raise TypeError("examples is a list of (prompt, target) pairs; wrap a single pair in a list.")
@@ -158,17 +162,9 @@ def encode_examples(tokenizer: Any, examples: Sequence[tuple[str, str]], max_len
         if keep < 1:
             raise ValueError(f"a target of {len(t)} tokens leaves no room for its prompt in "
                              f"max_length={max_length}.")
-        rows.append((p[-keep:], t))
-    width = max(len(p) + len(t) for p, t in rows)
+        rows.append({"input_ids": p[-keep:] + t, "labels": [IGNORE_INDEX] * len(p[-keep:]) + t})
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos or 0)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    labels = torch.full_like(ids, IGNORE_INDEX)
-    for i, (p, t) in enumerate(rows):
-        ids[i, :len(p) + len(t)] = torch.tensor(p + t)
-        mask[i, :len(p) + len(t)] = 1
-        labels[i, len(p):len(p) + len(t)] = torch.tensor(t)
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    return CausalLMCollator(pad)(rows)  # right-padded; padding is -100 in the labels and 0 in the mask
 
 
 def lora_finetune(model: nn.Module, tokenizer: Any, examples: Sequence[tuple[str, str]], steps: int = 100,
